@@ -1,0 +1,265 @@
+//! Starting and stopping the engine: event threads, one listener per address
+//! a plugin asks for, and the graceful shutdown that waits for sessions.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use mysql_proxy_plugin_abi::{HostHandle, PluginBox};
+use tokio::sync::{watch, Notify};
+
+use crate::address;
+use crate::backends::BackendRegistry;
+use crate::host::CoreHost;
+use crate::listener::{EventThreads, Listener, StopAccepting};
+use crate::session::ListenerContext;
+
+/// Engine settings (the plugin-specific ones travel with each listener).
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Network event threads, the current one included (default: cores).
+    pub event_threads: usize,
+    /// Largest packet accepted from a client or server, in bytes.
+    pub max_packet_size: usize,
+    /// How long a shutdown waits for sessions to finish their command.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            event_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            max_packet_size: 1 << 30,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A plugin that was loaded and initialised.
+pub struct LoadedPlugin {
+    pub name: String,
+    pub plugin: PluginBox,
+}
+
+/// Why the engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("plugin {plugin}: {source}")]
+    Address {
+        plugin: String,
+        source: address::AddressError,
+    },
+    #[error("plugin {plugin}: cannot listen on {address}: {source}")]
+    Listen {
+        plugin: String,
+        address: String,
+        source: std::io::Error,
+    },
+}
+
+/// Live sessions, and the shutdown signal they watch.
+pub struct SessionTracker {
+    live: AtomicUsize,
+    all_gone: Notify,
+    shutdown: watch::Sender<bool>,
+    next_id: AtomicU64,
+}
+
+/// Counts a session as live until dropped.
+pub struct SessionRegistration {
+    tracker: Arc<SessionTracker>,
+}
+
+impl Drop for SessionRegistration {
+    fn drop(&mut self) {
+        if self.tracker.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.tracker.all_gone.notify_waiters();
+        }
+    }
+}
+
+impl SessionTracker {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            live: AtomicUsize::new(0),
+            all_gone: Notify::new(),
+            shutdown: watch::channel(false).0,
+            next_id: AtomicU64::new(1),
+        })
+    }
+
+    pub fn register(self: &Arc<Self>) -> SessionRegistration {
+        self.live.fetch_add(1, Ordering::AcqRel);
+        SessionRegistration {
+            tracker: Arc::clone(self),
+        }
+    }
+
+    /// A receiver that turns true when the proxy shuts down.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    pub fn next_connection_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn live(&self) -> usize {
+        self.live.load(Ordering::Acquire)
+    }
+
+    /// Waits until no session is live.
+    async fn all_closed(&self) {
+        loop {
+            let gone = self.all_gone.notified();
+            if self.live() == 0 {
+                return;
+            }
+            gone.await;
+        }
+    }
+}
+
+/// The engine before it starts listening.
+pub struct Engine {
+    config: EngineConfig,
+    registry: Arc<BackendRegistry>,
+    logger: slog::Logger,
+    sessions: Arc<SessionTracker>,
+}
+
+impl Engine {
+    pub fn new(config: EngineConfig, logger: slog::Logger) -> Self {
+        Self {
+            config,
+            registry: Arc::new(BackendRegistry::default()),
+            logger,
+            sessions: SessionTracker::new(),
+        }
+    }
+
+    /// The host object to give each plugin's `init`.
+    pub fn host(&self) -> HostHandle {
+        CoreHost {
+            registry: Arc::clone(&self.registry),
+            logger: self.logger.clone(),
+        }
+        .handle()
+    }
+
+    pub fn registry(&self) -> Arc<BackendRegistry> {
+        Arc::clone(&self.registry)
+    }
+
+    /// Binds every listener the plugins ask for and starts accepting. Must
+    /// run inside an actix system.
+    pub async fn start(&self, plugins: Vec<LoadedPlugin>) -> Result<Running, EngineError> {
+        let threads = Arc::new(EventThreads::new(self.config.event_threads));
+        let mut listeners = Vec::new();
+        let mut running_plugins = Vec::new();
+        for loaded in plugins {
+            let plugin = Arc::new(loaded.plugin);
+            for (ndx, spec) in plugin.listeners().into_iter().enumerate() {
+                let addr = address::parse(spec.address.as_str()).map_err(|source| {
+                    EngineError::Address {
+                        plugin: loaded.name.clone(),
+                        source,
+                    }
+                })?;
+                let socket = bind(addr).map_err(|source| EngineError::Listen {
+                    plugin: loaded.name.clone(),
+                    address: spec.address.to_string(),
+                    source,
+                })?;
+                let local = socket.local_addr().map_or(addr, |a| a);
+                slog::info!(self.logger, "{} listening on port {}", spec.name, local);
+                let context = Arc::new(ListenerContext {
+                    plugin: Arc::clone(&plugin),
+                    plugin_name: loaded.name.clone(),
+                    listener_ndx: u32::try_from(ndx).unwrap_or(u32::MAX),
+                    registry: Arc::clone(&self.registry),
+                    logger: self.logger.new(slog::o!("plugin" => loaded.name.clone())),
+                    connect_timeout: Duration::from_millis(spec.connect_timeout_ms),
+                    read_timeout: Duration::from_millis(spec.read_timeout_ms),
+                    write_timeout: Duration::from_millis(spec.write_timeout_ms),
+                    max_packet_size: self.config.max_packet_size,
+                    sessions: Arc::clone(&self.sessions),
+                });
+                listeners.push(Listener::new(socket, context, Arc::clone(&threads)).start());
+            }
+            running_plugins.push((loaded.name, plugin));
+        }
+        Ok(Running {
+            listeners,
+            plugins: running_plugins,
+            sessions: Arc::clone(&self.sessions),
+            threads,
+            grace: self.config.shutdown_grace,
+            logger: self.logger.clone(),
+        })
+    }
+}
+
+/// Binds a listening socket the way MySQL Proxy does (SO_REUSEADDR).
+fn bind(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = match addr {
+        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_nodelay(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+/// The engine while it runs.
+pub struct Running {
+    listeners: Vec<Addr<Listener>>,
+    plugins: Vec<(String, Arc<PluginBox>)>,
+    sessions: Arc<SessionTracker>,
+    threads: Arc<EventThreads>,
+    grace: Duration,
+    logger: slog::Logger,
+}
+
+impl Running {
+    /// Stops accepting, lets every session finish its current command and
+    /// close, waits for them (at most the grace period), then stops the
+    /// plugins and event threads.
+    pub async fn shutdown(self) {
+        for listener in &self.listeners {
+            let _ = listener.send(StopAccepting).await;
+        }
+        self.sessions.shutdown.send_replace(true);
+        let live = self.sessions.live();
+        if live > 0 {
+            slog::info!(self.logger, "waiting for {} session(s) to finish", live);
+        }
+        if tokio::time::timeout(self.grace, self.sessions.all_closed())
+            .await
+            .is_err()
+        {
+            slog::warn!(
+                self.logger,
+                "{} session(s) still busy after {:?}; closing them",
+                self.sessions.live(),
+                self.grace
+            );
+        }
+        for (_, plugin) in &self.plugins {
+            plugin.stop();
+        }
+        self.threads.stop();
+    }
+
+    /// Number of live client sessions.
+    pub fn live_sessions(&self) -> usize {
+        self.sessions.live()
+    }
+
+    /// The addresses actually bound (useful with port 0).
+    pub fn plugin_names(&self) -> Vec<String> {
+        self.plugins.iter().map(|(name, _)| name.clone()).collect()
+    }
+}

@@ -1,0 +1,126 @@
+//! Why a session ended or a command failed: who is at fault, whether the
+//! connection survives, and the one place that turns that into an ERR packet
+//! for the client.
+
+use std::io;
+
+use mysql_proxy_plugin_abi::SqlError;
+
+/// Who caused a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    Client,
+    Backend,
+    Plugin,
+    Internal,
+}
+
+/// A failure that ends a session.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("client closed the connection")]
+    ClientClosed,
+    #[error("client connection failed: {0}")]
+    ClientIo(io::Error),
+    #[error("client timed out")]
+    ClientTimeout,
+    #[error("client sent a packet of {size} bytes (max_allowed_packet is {max})")]
+    ClientPacketTooLarge { size: usize, max: usize },
+    #[error("client protocol error: {0}")]
+    ClientProtocol(String),
+    #[error("backend {backend} closed the connection")]
+    BackendClosed { backend: String },
+    #[error("backend {backend} connection failed: {error}")]
+    BackendIo { backend: String, error: io::Error },
+    #[error("backend {backend} timed out")]
+    BackendTimeout { backend: String },
+    #[error("backend {backend} protocol error: {message}")]
+    BackendProtocol { backend: String, message: String },
+    #[error("all backends are down")]
+    NoBackend,
+    #[error("no backend for this connection")]
+    NoServerConnection,
+    #[error("plugin refused: {0}")]
+    PluginRefused(String),
+    #[error("plugin returned a decision this host does not know")]
+    UnknownDecision,
+}
+
+impl SessionError {
+    pub fn fault(&self) -> Fault {
+        match self {
+            SessionError::ClientClosed
+            | SessionError::ClientIo(_)
+            | SessionError::ClientTimeout
+            | SessionError::ClientPacketTooLarge { .. }
+            | SessionError::ClientProtocol(_) => Fault::Client,
+            SessionError::BackendClosed { .. }
+            | SessionError::BackendIo { .. }
+            | SessionError::BackendTimeout { .. }
+            | SessionError::BackendProtocol { .. }
+            | SessionError::NoBackend => Fault::Backend,
+            SessionError::PluginRefused(_)
+            | SessionError::UnknownDecision
+            | SessionError::NoServerConnection => Fault::Plugin,
+        }
+    }
+
+    /// Whether the end of the session is routine (not worth a warning).
+    pub fn is_routine(&self) -> bool {
+        matches!(
+            self,
+            SessionError::ClientClosed | SessionError::PluginRefused(_)
+        )
+    }
+
+    /// The error the client is told about, if the protocol still allows
+    /// telling it anything.
+    pub fn client_error(&self) -> Option<SqlError> {
+        let lost = |text: String| Some(SqlError::new(2013, "HY000", text));
+        match self {
+            SessionError::ClientClosed
+            | SessionError::ClientIo(_)
+            | SessionError::ClientTimeout
+            | SessionError::PluginRefused(_) => None,
+            SessionError::ClientPacketTooLarge { .. } => Some(SqlError::new(
+                1153,
+                "08S01",
+                "Got a packet bigger than 'max_allowed_packet' bytes",
+            )),
+            SessionError::ClientProtocol(message) => Some(SqlError::new(
+                1105,
+                "08S01",
+                format!("(proxy) protocol error: {message}"),
+            )),
+            SessionError::BackendClosed { backend } => {
+                lost(format!("Lost connection to backend {backend} during query"))
+            }
+            SessionError::BackendIo { backend, error } => {
+                lost(format!("Lost connection to backend {backend}: {error}"))
+            }
+            SessionError::BackendTimeout { backend } => {
+                lost(format!("Lost connection to backend {backend}: timed out"))
+            }
+            SessionError::BackendProtocol { backend, message } => Some(SqlError::new(
+                2027,
+                "HY000",
+                format!("Malformed packet from backend {backend}: {message}"),
+            )),
+            SessionError::NoBackend => Some(SqlError::new(
+                1105,
+                "07000",
+                "(proxy) all backends are down",
+            )),
+            SessionError::NoServerConnection => Some(SqlError::new(
+                1105,
+                "07000",
+                "(proxy) this connection has no backend and the plugin did not answer",
+            )),
+            SessionError::UnknownDecision => Some(SqlError::new(
+                1105,
+                "HY000",
+                "(proxy) plugin returned a decision this proxy does not support",
+            )),
+        }
+    }
+}

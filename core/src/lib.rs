@@ -1,0 +1,21 @@
+//! mysql-proxy's engine: listeners, client sessions, the backend registry and
+//! the connection life cycle that calls plugin hooks.
+//!
+//! The chassis creates an [`Engine`], hands its [`HostHandle`] to each plugin's
+//! `init`, then [`Engine::start`]s it with the plugins inside a running actix
+//! system. Every listener a plugin asks for becomes a [`listener::Listener`]
+//! actor; every accepted connection becomes a [`session::ClientSession`] actor on
+//! one of the event-thread arbiters, which walks the life cycle charted in
+//! `core/LIFECYCLE.md`.
+
+pub mod address;
+pub mod backends;
+pub mod engine;
+pub mod error;
+pub mod host;
+pub mod listener;
+pub mod logging;
+pub mod session;
+
+pub use engine::{Engine, EngineConfig, EngineError, LoadedPlugin, Running};
+pub use mysql_proxy_plugin_abi::HostHandle;

@@ -1,0 +1,209 @@
+//! One side of a session (client or server): a TCP stream, its read buffer,
+//! and packet-level reads and writes with the configured timeouts.
+//!
+//! Reads land in one `BytesMut` per connection; packets are handed out as
+//! zero-copy `Bytes` slices of it. An idle connection gives its buffer back
+//! ([`Conn::release_idle_buffer`]) so idle sessions cost little memory.
+
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use mysql_proxy_protocol::codec::{self, HEADER_LEN, MAX_PAYLOAD_CHUNK};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Bytes requested from the kernel per read while data is flowing.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// A failure on one side, before it is attributed to client or backend.
+#[derive(Debug)]
+pub enum ConnError {
+    Closed,
+    Timeout,
+    Io(std::io::Error),
+    TooLarge { size: usize, max: usize },
+}
+
+/// One logical packet as read: the raw frames (header included, all chunks of
+/// a packet over 16 MiB) and the joined payload.
+#[derive(Debug, Clone)]
+pub struct RawPacket {
+    pub raw: Bytes,
+    pub payload: Bytes,
+    /// Sequence id of the first chunk.
+    pub seq: u8,
+    /// Sequence id of the last chunk (the next packet continues from it).
+    pub last_seq: u8,
+}
+
+impl RawPacket {
+    /// The first payload byte (command or packet type), if any.
+    pub fn first_byte(&self) -> Option<u8> {
+        self.payload.first().copied()
+    }
+}
+
+pub struct Conn {
+    stream: TcpStream,
+    pub(crate) buf: BytesMut,
+    read_timeout: Duration,
+    write_timeout: Duration,
+    max_packet: usize,
+}
+
+impl Conn {
+    pub fn new(
+        stream: TcpStream,
+        read_timeout: Duration,
+        write_timeout: Duration,
+        max_packet: usize,
+    ) -> Self {
+        // Small request/response exchanges must not wait for Nagle.
+        let _ = stream.set_nodelay(true);
+        Self {
+            stream,
+            buf: BytesMut::new(),
+            read_timeout,
+            write_timeout,
+            max_packet,
+        }
+    }
+
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    /// Reads more bytes into the buffer; `Ok(n)` with n > 0, never 0.
+    pub async fn fill(&mut self) -> Result<usize, ConnError> {
+        if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
+            self.buf.reserve(READ_CHUNK);
+        }
+        let read = tokio::time::timeout(self.read_timeout, self.stream.read_buf(&mut self.buf));
+        match read.await {
+            Err(_) => Err(ConnError::Timeout),
+            Ok(Err(e)) => Err(ConnError::Io(e)),
+            Ok(Ok(0)) => Err(ConnError::Closed),
+            Ok(Ok(n)) => Ok(n),
+        }
+    }
+
+    /// Waits until the peer sent something (or closed), without allocating a
+    /// buffer: used while idle.
+    pub async fn readable(&self) -> Result<(), ConnError> {
+        if !self.buf.is_empty() {
+            return Ok(());
+        }
+        match tokio::time::timeout(self.read_timeout, self.stream.readable()).await {
+            Err(_) => Err(ConnError::Timeout),
+            Ok(Err(e)) => Err(ConnError::Io(e)),
+            Ok(Ok(())) => Ok(()),
+        }
+    }
+
+    /// Reads one logical packet.
+    pub async fn read_packet(&mut self) -> Result<RawPacket, ConnError> {
+        loop {
+            if let Some(packet) = self.take_packet()? {
+                return Ok(packet);
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// Takes one complete logical packet from the buffer, if there is one.
+    /// The size limit is checked as soon as a header is seen, before the
+    /// payload is buffered.
+    fn take_packet(&mut self) -> Result<Option<RawPacket>, ConnError> {
+        let mut pos = 0;
+        let mut total = 0usize;
+        let mut chunks = 0usize;
+        let mut first_seq = 0u8;
+        let last_seq = loop {
+            let Some((len, seq)) = codec::parse_header(&self.buf[pos..]) else {
+                return Ok(None);
+            };
+            if chunks == 0 {
+                first_seq = seq;
+            }
+            total += len;
+            if total > self.max_packet {
+                return Err(ConnError::TooLarge {
+                    size: total,
+                    max: self.max_packet,
+                });
+            }
+            let end = pos + HEADER_LEN + len;
+            if self.buf.len() < end {
+                self.buf.reserve(end - self.buf.len());
+                return Ok(None);
+            }
+            pos = end;
+            chunks += 1;
+            if len < MAX_PAYLOAD_CHUNK {
+                break seq;
+            }
+        };
+        let raw = self.buf.split_to(pos).freeze();
+        let payload = if chunks == 1 {
+            raw.slice(HEADER_LEN..)
+        } else {
+            join_chunks(&raw, total)
+        };
+        Ok(Some(RawPacket {
+            raw,
+            payload,
+            seq: first_seq,
+            last_seq,
+        }))
+    }
+
+    /// Writes bytes, all of them, within the write timeout.
+    pub async fn write_all(&mut self, bytes: &[u8]) -> Result<(), ConnError> {
+        match tokio::time::timeout(self.write_timeout, self.stream.write_all(bytes)).await {
+            Err(_) => Err(ConnError::Timeout),
+            Ok(Err(e)) => Err(ConnError::Io(e)),
+            Ok(Ok(())) => Ok(()),
+        }
+    }
+
+    /// Frames payloads with consecutive sequence ids starting at `seq` and
+    /// writes them in one go; returns the sequence id after the last.
+    pub async fn send_payloads<P: AsRef<[u8]>>(
+        &mut self,
+        seq: u8,
+        payloads: &[P],
+    ) -> Result<u8, ConnError> {
+        let size: usize = payloads.iter().map(|p| p.as_ref().len() + HEADER_LEN).sum();
+        let mut out = BytesMut::with_capacity(size);
+        let mut next = seq;
+        for payload in payloads {
+            next = codec::encode_packet(next, payload.as_ref(), &mut out);
+        }
+        self.write_all(&out).await?;
+        Ok(next)
+    }
+
+    /// Drops the buffer's memory if nothing is pending in it.
+    pub fn release_idle_buffer(&mut self) {
+        if self.buf.is_empty() && self.buf.capacity() > 0 {
+            self.buf = BytesMut::new();
+        }
+    }
+
+    /// Discards `n` bytes from the front of the buffer (they were relayed).
+    pub fn consume(&mut self, n: usize) {
+        self.buf.advance(n);
+    }
+}
+
+/// Joins the payloads of a multi-chunk packet.
+fn join_chunks(raw: &Bytes, total: usize) -> Bytes {
+    let mut payload = BytesMut::with_capacity(total);
+    let mut pos = 0;
+    while let Some((len, _)) = codec::parse_header(&raw[pos..]) {
+        let start = pos + HEADER_LEN;
+        payload.extend_from_slice(&raw[start..start + len]);
+        pos = start + len;
+    }
+    payload.freeze()
+}

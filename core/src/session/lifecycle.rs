@@ -1,0 +1,697 @@
+//! The connection life cycle as an explicit state machine: each phase is a
+//! variant of [`Phase`], each transition a method that consumes the session's
+//! current phase and returns the next one. `Session::run` walks them, and
+//! reads like the chart in `core/LIFECYCLE.md`.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use mysql_proxy_plugin_abi::{
+    abi_stable::nonexhaustive_enum::{GetEnumInfo, NonExhaustive},
+    abi_stable::std_types::{RNone, RResult, RSome, RVec},
+    AuthDecision, AuthResultDecision, BackendState, ConnectDecision, HandshakeDecision, HooksBox,
+    Injection, QueryDecision, Response, SessionState, SqlError,
+};
+use mysql_proxy_protocol::constants::{CapabilityFlags, Command};
+use mysql_proxy_protocol::packets::{HandshakeResponse41, HandshakeV10};
+use mysql_proxy_protocol::tracker::ResponseTracker;
+use tokio::net::TcpStream;
+
+use super::conn::{Conn, ConnError, RawPacket};
+use super::relay::{self, Sink};
+use super::reply;
+use super::ListenerContext;
+use crate::backends::BackendLease;
+use crate::error::SessionError;
+
+/// Capabilities the proxy never lets client and server negotiate: TLS and
+/// compression are not relayed, and MariaDB's progress reports and metadata
+/// caching change the shape of responses the relay tracks.
+const MASKED_CAPABILITIES: u64 = CapabilityFlags::SSL.0
+    | CapabilityFlags::COMPRESS.0
+    | CapabilityFlags::MARIADB_CLIENT_PROGRESS.0
+    | CapabilityFlags::MARIADB_CLIENT_CACHE_METADATA.0;
+
+/// The phases of a connection.
+enum Phase {
+    /// A client was accepted; no backend yet.
+    ConnectServer,
+    /// Connected to a backend; its handshake is expected.
+    ReadHandshake,
+    /// A handshake was sent to the client; its auth response is expected.
+    ReadAuth,
+    /// The auth response went to the backend; its verdict is expected (the
+    /// exchange may take several round trips).
+    ReadAuthResult,
+    /// Authenticated: one client command after another.
+    Command,
+    /// The connection ends; the error (if any) says why.
+    Disconnect(Option<SessionError>),
+}
+
+/// The backend side of a session.
+pub(super) struct Server {
+    pub conn: Conn,
+    /// Keeps the backend's `connected_clients` count while held.
+    pub lease: BackendLease,
+}
+
+impl Server {
+    pub fn name(&self) -> &str {
+        &self.lease.backend().name
+    }
+
+    /// Attributes a connection failure to this backend.
+    pub fn error(&self, error: ConnError) -> SessionError {
+        let backend = self.name().to_string();
+        match error {
+            ConnError::Closed => SessionError::BackendClosed { backend },
+            ConnError::Timeout => SessionError::BackendTimeout { backend },
+            ConnError::Io(error) => SessionError::BackendIo { backend, error },
+            ConnError::TooLarge { size, max } => SessionError::BackendProtocol {
+                backend,
+                message: format!("packet of {size} bytes exceeds the limit of {max}"),
+            },
+        }
+    }
+}
+
+/// Attributes a connection failure to the client.
+pub(super) fn client_error(error: ConnError) -> SessionError {
+    match error {
+        ConnError::Closed => SessionError::ClientClosed,
+        ConnError::Timeout => SessionError::ClientTimeout,
+        ConnError::Io(error) => SessionError::ClientIo(error),
+        ConnError::TooLarge { size, max } => SessionError::ClientPacketTooLarge { size, max },
+    }
+}
+
+/// Where the client stands in the protocol, so an error can be framed the
+/// way the client expects it at that moment.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ClientStage {
+    /// No handshake sent yet: errors use the pre-4.1 format with sequence 0.
+    BeforeHandshake,
+    /// Handshake sent: 4.1 errors continuing the client's sequence.
+    Expecting(u8),
+    /// Part of a response was already written: nothing can be added.
+    MidResponse,
+}
+
+pub(super) struct Session {
+    pub context: Arc<ListenerContext>,
+    pub hooks: HooksBox,
+    pub state: SessionState,
+    pub client: Conn,
+    pub server: Option<Server>,
+    /// Capabilities in effect between client and server (those both sides
+    /// announced); the relay tracks responses with them.
+    pub capabilities: CapabilityFlags,
+    /// Capabilities of the handshake the client saw.
+    greeting_capabilities: CapabilityFlags,
+    stage: ClientStage,
+    /// Backends that failed to connect for this client, not tried again.
+    failed_backends: Vec<u32>,
+    logger: slog::Logger,
+}
+
+impl Session {
+    pub fn new(
+        context: Arc<ListenerContext>,
+        hooks: HooksBox,
+        state: SessionState,
+        client: Conn,
+    ) -> Self {
+        let logger = context.logger.new(slog::o!(
+            "conn" => state.connection_id,
+            "client" => state.client_address.to_string(),
+        ));
+        Self {
+            context,
+            hooks,
+            state,
+            client,
+            server: None,
+            capabilities: CapabilityFlags(0),
+            greeting_capabilities: CapabilityFlags(0),
+            stage: ClientStage::BeforeHandshake,
+            failed_backends: Vec::new(),
+            logger,
+        }
+    }
+
+    /// Walks the life cycle until the connection ends.
+    pub async fn run(mut self) {
+        let _registration = self.context.sessions.register();
+        let mut phase = Phase::ConnectServer;
+        loop {
+            phase = match phase {
+                Phase::ConnectServer => self.connect_server().await,
+                Phase::ReadHandshake => self.read_handshake().await,
+                Phase::ReadAuth => self.read_auth().await,
+                Phase::ReadAuthResult => self.read_auth_result().await,
+                Phase::Command => self.command_phase().await,
+                Phase::Disconnect(reason) => {
+                    self.disconnect(reason).await;
+                    return;
+                }
+            };
+        }
+    }
+
+    /// `connect_server`: let the plugin pick a backend or answer itself,
+    /// then connect, trying the next eligible backend on failure.
+    async fn connect_server(&mut self) -> Phase {
+        let decision = known(self.hooks.connect_server(&mut self.state));
+        let wanted = match decision {
+            Err(error) => return self.refuse(error).await,
+            Ok(Some(ConnectDecision::Default)) => None,
+            Ok(Some(ConnectDecision::Backend(ndx))) => Some(ndx),
+            Ok(Some(ConnectDecision::Reply(response))) => {
+                return self.greet_without_server(response).await
+            }
+            Ok(_) => return Phase::Disconnect(Some(SessionError::UnknownDecision)),
+        };
+        match self.connect_backend(wanted).await {
+            Ok(server) => {
+                let backend = server.lease.backend();
+                self.state.backend_ndx = RSome(backend.ndx);
+                self.state.server_address = backend.name.as_str().into();
+                self.server = Some(server);
+                Phase::ReadHandshake
+            }
+            Err(error) => Phase::Disconnect(Some(error)),
+        }
+    }
+
+    /// Connects to the wanted backend if it is usable, else to the default
+    /// choice; every failed backend is marked down and the next one tried.
+    async fn connect_backend(&mut self, mut wanted: Option<u32>) -> Result<Server, SessionError> {
+        let registry = Arc::clone(&self.context.registry);
+        loop {
+            let candidate = wanted
+                .take()
+                .and_then(|ndx| registry.get(ndx))
+                .filter(|b| !matches!(b.state(), BackendState::Down | BackendState::Offline))
+                .filter(|b| !self.failed_backends.contains(&b.ndx))
+                .or_else(|| registry.select(&self.failed_backends));
+            let Some(backend) = candidate else {
+                slog::error!(self.logger, "Cannot connect, all backends are down.");
+                return Err(SessionError::NoBackend);
+            };
+            let connect = TcpStream::connect(backend.addr);
+            let outcome = tokio::time::timeout(self.context.connect_timeout, connect).await;
+            let failure = match outcome {
+                Ok(Ok(stream)) => {
+                    backend
+                        .counters
+                        .connects
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let previous = backend.set_state(BackendState::Up);
+                    if previous != BackendState::Up {
+                        slog::info!(
+                            self.logger,
+                            "backend {}: {} -> up (connected)",
+                            backend.name,
+                            previous.name()
+                        );
+                    }
+                    let conn = Conn::new(
+                        stream,
+                        self.context.read_timeout,
+                        self.context.write_timeout,
+                        self.context.max_packet_size,
+                    );
+                    return Ok(Server {
+                        conn,
+                        lease: BackendLease::new(backend),
+                    });
+                }
+                Ok(Err(error)) => error.to_string(),
+                Err(_) => format!(
+                    "connect timed out after {} ms",
+                    self.context.connect_timeout.as_millis()
+                ),
+            };
+            backend
+                .counters
+                .connect_failures
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let previous = backend.set_state(BackendState::Down);
+            slog::error!(
+                self.logger,
+                "backend {}: {} -> down ({})",
+                backend.name,
+                previous.name(),
+                failure
+            );
+            self.failed_backends.push(backend.ndx);
+        }
+    }
+
+    /// `connect_server` answered with a reply: a handshake of the plugin's
+    /// own (the session goes on without a backend) or a refusal.
+    async fn greet_without_server(&mut self, response: Response) -> Phase {
+        let greeting = match &response {
+            Response::Raw(packets) => packets
+                .first()
+                .and_then(|p| HandshakeV10::decode(&Bytes::copy_from_slice(p.as_slice())).ok()),
+            _ => None,
+        };
+        let payloads = reply::encode(&response, self.capabilities, 0);
+        if let Err(error) = self.client.send_payloads(0, &payloads).await {
+            return Phase::Disconnect(Some(client_error(error)));
+        }
+        match greeting {
+            Some(greeting) => {
+                self.adopt_greeting(&greeting);
+                self.stage = ClientStage::Expecting(u8::try_from(payloads.len()).unwrap_or(1));
+                Phase::ReadAuth
+            }
+            None => Phase::Disconnect(None),
+        }
+    }
+
+    /// Records what the client is told about the server.
+    fn adopt_greeting(&mut self, greeting: &HandshakeV10) {
+        self.greeting_capabilities = greeting.capabilities;
+        self.state.server_capabilities = greeting.capabilities.0;
+        self.state.server_thread_id = greeting.connection_id;
+        self.state.server_version = String::from_utf8_lossy(&greeting.server_version)
+            .into_owned()
+            .into();
+    }
+
+    /// `read_handshake`: the backend's greeting, with the capabilities the
+    /// proxy cannot relay removed.
+    async fn read_handshake(&mut self) -> Phase {
+        let Some(server) = self.server.as_mut() else {
+            return Phase::Disconnect(Some(SessionError::NoServerConnection));
+        };
+        let packet = match server.conn.read_packet().await {
+            Ok(packet) => packet,
+            Err(error) => return Phase::Disconnect(Some(server.error(error))),
+        };
+        if packet.first_byte() == Some(0xff) {
+            // The server refuses us (e.g. too many connections): pass it on.
+            let _ = self.client.write_all(&packet.raw).await;
+            return Phase::Disconnect(None);
+        }
+        let mut greeting = match HandshakeV10::decode(&packet.payload) {
+            Ok(greeting) => greeting,
+            Err(error) => {
+                return Phase::Disconnect(Some(SessionError::BackendProtocol {
+                    backend: server.name().to_string(),
+                    message: format!("bad handshake: {error}"),
+                }))
+            }
+        };
+        greeting
+            .capabilities
+            .remove(CapabilityFlags(MASKED_CAPABILITIES));
+        self.adopt_greeting(&greeting);
+        let payload = greeting.to_bytes();
+        let decision = known(
+            self.hooks
+                .read_handshake(&mut self.state, payload.as_ref().into()),
+        );
+        let (to_send, close) = match decision {
+            Err(error) => return self.refuse(error).await,
+            Ok(Some(HandshakeDecision::Forward)) => (vec![payload], false),
+            Ok(Some(HandshakeDecision::Rewrite(bytes))) => {
+                match HandshakeV10::decode(&Bytes::copy_from_slice(bytes.as_slice())) {
+                    Ok(rewritten) => self.adopt_greeting(&rewritten),
+                    Err(_) => slog::warn!(self.logger, "plugin rewrote the handshake unparsably"),
+                }
+                (vec![Bytes::from(bytes.into_vec())], false)
+            }
+            Ok(Some(HandshakeDecision::Reply(response))) => {
+                (reply::encode(&response, self.capabilities, 0), true)
+            }
+            Ok(_) => return Phase::Disconnect(Some(SessionError::UnknownDecision)),
+        };
+        if let Err(error) = self.client.send_payloads(packet.seq, &to_send).await {
+            return Phase::Disconnect(Some(client_error(error)));
+        }
+        if close {
+            return Phase::Disconnect(None);
+        }
+        self.stage = ClientStage::Expecting(packet.seq.wrapping_add(1));
+        Phase::ReadAuth
+    }
+
+    /// `read_auth`: the client's auth response.
+    async fn read_auth(&mut self) -> Phase {
+        let packet = match self.client.read_packet().await {
+            Ok(packet) => packet,
+            Err(error) => return Phase::Disconnect(Some(client_error(error))),
+        };
+        self.stage = ClientStage::Expecting(packet.last_seq.wrapping_add(1));
+        let auth = match HandshakeResponse41::decode(&packet.payload) {
+            Ok(auth) => auth,
+            Err(error) => {
+                return Phase::Disconnect(Some(SessionError::ClientProtocol(format!(
+                    "bad auth response: {error}"
+                ))))
+            }
+        };
+        if !auth.capabilities.contains(CapabilityFlags::PROTOCOL_41) {
+            let _ = self
+                .client
+                .send_payloads(self.next_client_seq(), &[reply::PROTOCOL_40_REFUSAL])
+                .await;
+            return Phase::Disconnect(None);
+        }
+        if auth.capabilities.contains(CapabilityFlags::SSL) {
+            return Phase::Disconnect(Some(SessionError::ClientProtocol(
+                "TLS was not offered".to_string(),
+            )));
+        }
+        self.capabilities = CapabilityFlags(auth.capabilities.0 & self.greeting_capabilities.0);
+        self.state.client_capabilities = auth.capabilities.0;
+        self.state.username = String::from_utf8_lossy(&auth.username).into_owned().into();
+        self.state.default_db = auth
+            .database
+            .as_ref()
+            .map(|db| String::from_utf8_lossy(db).into_owned())
+            .unwrap_or_default()
+            .into();
+        self.state.auth_plugin_name = auth
+            .auth_plugin_name
+            .as_ref()
+            .map(|name| String::from_utf8_lossy(name).into_owned())
+            .unwrap_or_default()
+            .into();
+
+        let decision = known(
+            self.hooks
+                .read_auth(&mut self.state, packet.payload.as_ref().into()),
+        );
+        let to_server = match decision {
+            Err(error) => return self.refuse(error).await,
+            Ok(Some(AuthDecision::Forward)) => packet.raw.clone(),
+            Ok(Some(AuthDecision::Rewrite(bytes))) => {
+                let mut framed = bytes::BytesMut::new();
+                mysql_proxy_protocol::codec::encode_packet(
+                    packet.seq,
+                    bytes.as_slice(),
+                    &mut framed,
+                );
+                framed.freeze()
+            }
+            Ok(Some(AuthDecision::Reply(response))) => {
+                let refused = matches!(response, Response::Error(_));
+                if let Err(error) = self.send_response(&response).await {
+                    return Phase::Disconnect(Some(error));
+                }
+                return if refused {
+                    Phase::Disconnect(None)
+                } else {
+                    Phase::Command
+                };
+            }
+            Ok(_) => return Phase::Disconnect(Some(SessionError::UnknownDecision)),
+        };
+        let Some(server) = self.server.as_mut() else {
+            // No backend: the plugin let the client in.
+            let ok = Response::Ok(Default::default());
+            return match self.send_response(&ok).await {
+                Ok(()) => Phase::Command,
+                Err(error) => Phase::Disconnect(Some(error)),
+            };
+        };
+        if let Err(error) = server.conn.write_all(&to_server).await {
+            return Phase::Disconnect(Some(server.error(error)));
+        }
+        Phase::ReadAuthResult
+    }
+
+    /// `read_auth_result`: relays the auth exchange (auth switches, extra
+    /// rounds of any auth plugin) until the server says OK or ERR.
+    async fn read_auth_result(&mut self) -> Phase {
+        loop {
+            let Some(server) = self.server.as_mut() else {
+                return Phase::Disconnect(Some(SessionError::NoServerConnection));
+            };
+            let from = match relay::next_packet_either(&mut self.client, &mut server.conn).await {
+                Ok(from) => from,
+                Err(relay::Either::Client(error)) => {
+                    return Phase::Disconnect(Some(client_error(error)))
+                }
+                Err(relay::Either::Server(error)) => {
+                    return Phase::Disconnect(Some(server.error(error)))
+                }
+            };
+            let packet = match from {
+                relay::Either::Client(packet) => {
+                    // The client's next auth round goes straight to the server.
+                    if let Err(error) = server.conn.write_all(&packet.raw).await {
+                        return Phase::Disconnect(Some(server.error(error)));
+                    }
+                    continue;
+                }
+                relay::Either::Server(packet) => packet,
+            };
+            let decision = known(
+                self.hooks
+                    .read_auth_result(&mut self.state, packet.payload.as_ref().into()),
+            );
+            let sent = match decision {
+                Err(error) => return self.refuse(error).await,
+                Ok(Some(AuthResultDecision::Forward)) => self.client.write_all(&packet.raw).await,
+                Ok(Some(AuthResultDecision::Replace(response))) => {
+                    let payloads =
+                        reply::encode(&response, self.capabilities, self.state.server_status);
+                    self.client
+                        .send_payloads(packet.seq, &payloads)
+                        .await
+                        .map(|_| ())
+                }
+                Ok(_) => return Phase::Disconnect(Some(SessionError::UnknownDecision)),
+            };
+            if let Err(error) = sent {
+                return Phase::Disconnect(Some(client_error(error)));
+            }
+            match packet.first_byte() {
+                Some(0x00) => return Phase::Command,
+                Some(0xff) => return Phase::Disconnect(None),
+                Some(0xfe) | Some(0x01) => continue,
+                _ => {
+                    return Phase::Disconnect(Some(SessionError::BackendProtocol {
+                        backend: self.state.server_address.to_string(),
+                        message: "unexpected packet during authentication".to_string(),
+                    }))
+                }
+            }
+        }
+    }
+
+    /// The command phase: one client command at a time until the client
+    /// quits, something fails, or the proxy shuts down.
+    async fn command_phase(&mut self) -> Phase {
+        let mut shutdown = self.context.sessions.shutdown_signal();
+        loop {
+            if *shutdown.borrow() {
+                return Phase::Disconnect(None);
+            }
+            self.client.release_idle_buffer();
+            if let Some(server) = self.server.as_mut() {
+                server.conn.release_idle_buffer();
+            }
+            tokio::select! {
+                ready = self.client.readable() => {
+                    if let Err(error) = ready {
+                        return Phase::Disconnect(Some(client_error(error)));
+                    }
+                }
+                _ = shutdown.changed() => return Phase::Disconnect(None),
+            }
+            let packet = match self.client.read_packet().await {
+                Ok(packet) => packet,
+                Err(error) => return Phase::Disconnect(Some(client_error(error))),
+            };
+            self.stage = ClientStage::Expecting(packet.last_seq.wrapping_add(1));
+            let command = packet.first_byte();
+            if let Err(error) = self.execute(packet).await {
+                return Phase::Disconnect(Some(error));
+            }
+            if command == Some(Command::Quit as u8) || self.state.close_after_reply {
+                return Phase::Disconnect(None);
+            }
+        }
+    }
+
+    /// One client command: `read_query` decides, then the command is
+    /// forwarded, answered, or replaced by injected queries.
+    async fn execute(&mut self, packet: RawPacket) -> Result<(), SessionError> {
+        let mut queue: RVec<Injection> = RVec::new();
+        let decision = known(self.hooks.read_query(
+            &mut self.state,
+            packet.payload.as_ref().into(),
+            &mut queue,
+        ));
+        match decision {
+            Err(error) => self.send_response(&Response::Error(error)).await,
+            Ok(Some(QueryDecision::Forward)) => self.forward(&packet).await,
+            Ok(Some(QueryDecision::SendQueue)) if queue.is_empty() => self.forward(&packet).await,
+            Ok(Some(QueryDecision::SendQueue)) => self.run_injections(queue, false).await,
+            Ok(Some(QueryDecision::Reply(response))) => {
+                self.send_response(&response).await?;
+                if queue.is_empty() {
+                    Ok(())
+                } else {
+                    self.run_injections(queue, true).await
+                }
+            }
+            Ok(_) => Err(SessionError::UnknownDecision),
+        }
+    }
+
+    /// Sends the client's command to the server and streams the response.
+    async fn forward(&mut self, packet: &RawPacket) -> Result<(), SessionError> {
+        let command = packet.first_byte().unwrap_or(0);
+        let Some(server) = self.server.as_mut() else {
+            // A client leaving a backend-less session needs no backend.
+            if command == Command::Quit as u8 {
+                return Ok(());
+            }
+            return Err(SessionError::NoServerConnection);
+        };
+        if let Err(error) = server.conn.write_all(&packet.raw).await {
+            return Err(server.error(error));
+        }
+        if !ResponseTracker::expects_response(command) {
+            return Ok(());
+        }
+        let tracker = ResponseTracker::new(command, self.capabilities);
+        self.stage = ClientStage::MidResponse;
+        let summary = relay::relay_response(self, tracker, Sink::Client).await?;
+        self.after_response(&packet.payload, &summary);
+        Ok(())
+    }
+
+    /// Keeps the session state in step with what the server did.
+    fn after_response(&mut self, command: &[u8], summary: &relay::Summary) {
+        self.state.server_status = summary.status;
+        if summary.is_error {
+            return;
+        }
+        match command.split_first() {
+            Some((&code, rest)) if code == Command::InitDb as u8 => {
+                self.state.default_db = String::from_utf8_lossy(rest).into_owned().into();
+            }
+            Some((&code, rest)) if code == Command::ChangeUser as u8 => {
+                let user = rest.split(|&b| b == 0).next().unwrap_or_default();
+                self.state.username = String::from_utf8_lossy(user).into_owned().into();
+            }
+            _ => {}
+        }
+    }
+
+    /// Runs queued injections one after the other; `replied` says whether
+    /// the client already got its one response for this command.
+    async fn run_injections(
+        &mut self,
+        mut queue: RVec<Injection>,
+        mut replied: bool,
+    ) -> Result<(), SessionError> {
+        while !queue.is_empty() {
+            let injection = queue.remove(0);
+            let outcome = relay::run_injection(self, &injection, replied).await?;
+            let Some(result) = outcome.result else {
+                // No response is expected for this command: MySQL Proxy goes
+                // straight back to the client, dropping what is still queued.
+                break;
+            };
+            replied |= outcome.streamed_to_client;
+            let decision = known(self.hooks.read_query_result(
+                &mut self.state,
+                &result,
+                &mut queue,
+            ));
+            replied =
+                relay::apply_result_decision(self, decision, &result, outcome.raw, replied).await?;
+        }
+        if !replied {
+            slog::warn!(
+                self.logger,
+                "no result was sent to the client for its command; sending an error"
+            );
+            let error = SqlError::new(
+                1105,
+                "HY000",
+                "(proxy) plugin sent no result for this command",
+            );
+            self.send_response(&Response::Error(error)).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends a response generated by the proxy or a plugin, continuing the
+    /// client's sequence.
+    pub(super) async fn send_response(&mut self, response: &Response) -> Result<(), SessionError> {
+        let seq = self.next_client_seq();
+        let payloads = reply::encode(response, self.capabilities, self.state.server_status);
+        self.stage = ClientStage::MidResponse;
+        self.client
+            .send_payloads(seq, &payloads)
+            .await
+            .map(|_| ())
+            .map_err(client_error)
+    }
+
+    fn next_client_seq(&self) -> u8 {
+        match self.stage {
+            ClientStage::Expecting(seq) => seq,
+            _ => 0,
+        }
+    }
+
+    /// Sends a hook's refusal and ends the connection.
+    async fn refuse(&mut self, error: SqlError) -> Phase {
+        let message = error.message.to_string();
+        self.send_error(&error).await;
+        Phase::Disconnect(Some(SessionError::PluginRefused(message)))
+    }
+
+    /// Tells the client about an error where the protocol allows it.
+    async fn send_error(&mut self, error: &SqlError) {
+        let (seq, payload) = match self.stage {
+            ClientStage::BeforeHandshake => (0, reply::error_payload(error, false)),
+            ClientStage::Expecting(seq) => (seq, reply::error_payload(error, true)),
+            ClientStage::MidResponse => return,
+        };
+        let _ = self.client.send_payloads(seq, &[payload]).await;
+        self.stage = ClientStage::MidResponse;
+    }
+
+    /// `disconnect_client`: tell the client why if possible, log, run the
+    /// hook, and drop both sockets (the backend lease goes with them).
+    async fn disconnect(&mut self, reason: Option<SessionError>) {
+        if let Some(error) = &reason {
+            if let Some(sql_error) = error.client_error() {
+                self.send_error(&sql_error).await;
+            }
+            if error.is_routine() {
+                slog::debug!(self.logger, "session ended: {}", error);
+            } else {
+                slog::warn!(self.logger, "session ended: {}", error);
+            }
+        } else {
+            slog::debug!(self.logger, "session closed");
+        }
+        self.hooks.disconnect_client(&self.state);
+        self.server = None;
+        self.state.backend_ndx = RNone;
+    }
+}
+
+/// A hook's result with the decision unwrapped: `Ok(None)` is a decision
+/// variant this host does not know (from a newer plugin ABI).
+fn known<E: GetEnumInfo, S, I>(
+    result: RResult<NonExhaustive<E, S, I>, SqlError>,
+) -> Result<Option<E>, SqlError> {
+    result
+        .into_result()
+        .map(|decision| decision.into_enum().ok())
+}

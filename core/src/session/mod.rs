@@ -1,0 +1,93 @@
+//! Client sessions: the actor that owns one client connection, and the
+//! connection life cycle it walks (charted in `core/LIFECYCLE.md`).
+//!
+//! The session owns both sockets of its connection, the client's and (once
+//! chosen) the backend's, and relays between them itself: a query and its
+//! result cost no message hop between actors, and no copy beyond the kernel's.
+
+mod conn;
+mod lifecycle;
+mod relay;
+mod reply;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use mysql_proxy_plugin_abi::{PluginBox, SessionState};
+use tokio::net::TcpStream;
+
+use crate::backends::BackendRegistry;
+use crate::engine::SessionTracker;
+
+pub use conn::{Conn, ConnError, RawPacket};
+
+/// Per-listener settings every session of that listener shares.
+pub struct ListenerContext {
+    pub plugin: Arc<PluginBox>,
+    pub plugin_name: String,
+    pub listener_ndx: u32,
+    pub registry: Arc<BackendRegistry>,
+    pub logger: slog::Logger,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub write_timeout: Duration,
+    pub max_packet_size: usize,
+    pub sessions: Arc<SessionTracker>,
+}
+
+/// The actor owning one client connection. It runs the life cycle as one
+/// future and stops when the connection is closed.
+pub struct ClientSession {
+    /// Boxed: actors must be `Unpin`, and the plugin's hook object is not.
+    lifecycle: Option<Box<lifecycle::Session>>,
+}
+
+impl ClientSession {
+    /// Prepares a session for an accepted connection; the stream must belong
+    /// to the runtime of the arbiter the actor is started on.
+    pub fn new(
+        context: Arc<ListenerContext>,
+        connection_id: u64,
+        stream: TcpStream,
+        peer: SocketAddr,
+    ) -> Self {
+        let local = stream
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let state = SessionState {
+            connection_id,
+            listener_ndx: context.listener_ndx,
+            client_address: peer.to_string().into(),
+            local_address: local.into(),
+            ..SessionState::default()
+        };
+        let hooks = context.plugin.new_session(&state);
+        let client = Conn::new(
+            stream,
+            context.read_timeout,
+            context.write_timeout,
+            context.max_packet_size,
+        );
+        Self {
+            lifecycle: Some(Box::new(lifecycle::Session::new(
+                context, hooks, state, client,
+            ))),
+        }
+    }
+}
+
+impl Actor for ClientSession {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        if let Some(session) = self.lifecycle.take() {
+            ctx.spawn(
+                actix::fut::wrap_future::<_, Self>(session.run())
+                    .map(|_, _, ctx: &mut Context<Self>| ctx.stop()),
+            );
+        }
+    }
+}

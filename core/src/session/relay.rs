@@ -1,0 +1,332 @@
+//! Relaying a server response: the data path.
+//!
+//! The response is never decoded into packets on its way through. The relay
+//! walks packet headers in the server connection's read buffer, shows the
+//! response tracker only each packet's length and first bytes, and writes
+//! whatever it has scanned to the client in one write per read. Packets of
+//! any size stream through a buffer of bounded size; rows are not parsed.
+
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use mysql_proxy_plugin_abi::{
+    abi_stable::std_types::RVec, InjectedResult, Injection, ResultDecision, ResultKind, SqlError,
+};
+use mysql_proxy_protocol::codec::{self, HEADER_LEN};
+use mysql_proxy_protocol::lenenc::Reader;
+use mysql_proxy_protocol::tracker::{ResponseTracker, Step, TRACKER_PREFIX_LEN};
+
+use super::conn::{Conn, ConnError, RawPacket};
+use super::lifecycle::{client_error, Session};
+use crate::error::SessionError;
+
+/// Where a relayed response goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Sink {
+    /// Streamed to the client as it arrives.
+    Client,
+    /// Kept whole, for a hook to decide about.
+    Buffer,
+    /// Read and dropped (the client already has its response).
+    Discard,
+}
+
+/// What the relay saw of a response.
+#[derive(Default)]
+pub(super) struct Summary {
+    /// Server status of the final OK/EOF.
+    pub status: u16,
+    pub is_error: bool,
+    /// The first packet's payload prefix and full length.
+    pub first_prefix: Vec<u8>,
+    pub bytes: u64,
+    /// The response's raw frames, for [`Sink::Buffer`].
+    pub buffered: BytesMut,
+    /// When the first bytes of the response arrived.
+    pub first_at: Option<Instant>,
+}
+
+/// One of two sides.
+pub(super) enum Either<C, S> {
+    Client(C),
+    Server(S),
+}
+
+/// Waits for the next complete packet from whichever side sends first.
+pub(super) async fn next_packet_either(
+    client: &mut Conn,
+    server: &mut Conn,
+) -> Result<Either<RawPacket, RawPacket>, Either<ConnError, ConnError>> {
+    tokio::select! {
+        packet = client.read_packet() => packet.map(Either::Client).map_err(Either::Client),
+        packet = server.read_packet() => packet.map(Either::Server).map_err(Either::Server),
+    }
+}
+
+/// Relays the server's response to the command just sent until the tracker
+/// says it is complete.
+pub(super) async fn relay_response(
+    session: &mut Session,
+    mut tracker: ResponseTracker,
+    sink: Sink,
+) -> Result<Summary, SessionError> {
+    let Some(server) = session.server.as_mut() else {
+        return Err(SessionError::NoServerConnection);
+    };
+    let client = &mut session.client;
+    let mut summary = Summary::default();
+    // Bytes of the current packet's payload not yet passed through.
+    let mut pending_body = 0usize;
+    let mut step = Step::More;
+    loop {
+        let buf = &server.conn.buf;
+        let mut pos = 0usize;
+        loop {
+            if pending_body > 0 {
+                let take = pending_body.min(buf.len() - pos);
+                pos += take;
+                pending_body -= take;
+                if pending_body > 0 {
+                    break;
+                }
+                continue;
+            }
+            if step != Step::More {
+                // Stop at the boundary: what follows needs a decision first.
+                break;
+            }
+            let Some((len, _seq)) = codec::parse_header(&buf[pos..]) else {
+                break;
+            };
+            let prefix_len = len.min(TRACKER_PREFIX_LEN);
+            let prefix_start = pos + HEADER_LEN;
+            let Some(prefix) = buf.get(prefix_start..prefix_start + prefix_len) else {
+                break;
+            };
+            if summary.first_at.is_none() {
+                summary.first_at = Some(Instant::now());
+                summary.first_prefix = prefix.to_vec();
+            }
+            step = tracker.on_server_packet(len, prefix).map_err(|error| {
+                SessionError::BackendProtocol {
+                    backend: server.name().to_string(),
+                    message: error.to_string(),
+                }
+            })?;
+            pos = prefix_start;
+            pending_body = len;
+        }
+        if pos > 0 {
+            let scanned = &buf[..pos];
+            match sink {
+                Sink::Client => client.write_all(scanned).await.map_err(client_error)?,
+                Sink::Buffer => summary.buffered.extend_from_slice(scanned),
+                Sink::Discard => {}
+            }
+            summary.bytes += pos as u64;
+            server.conn.consume(pos);
+        }
+        if pending_body == 0 {
+            match step {
+                Step::Done => {
+                    summary.status = tracker.last_status().0;
+                    summary.is_error = tracker.is_error();
+                    return Ok(summary);
+                }
+                Step::LocalInfile => {
+                    relay_local_infile(client, &mut server.conn).await.map_err(
+                        |side| match side {
+                            Either::Client(error) => client_error(error),
+                            Either::Server(error) => server.error(error),
+                        },
+                    )?;
+                    tracker.resume_after_local_infile();
+                    step = Step::More;
+                    continue;
+                }
+                Step::AuthExchange => {
+                    step = Step::More;
+                    if server.conn.buf.is_empty() {
+                        // The server waits for the client's next auth round,
+                        // or sends more by itself: relay whichever comes.
+                        tokio::select! {
+                            packet = client.read_packet() => {
+                                let packet = packet.map_err(client_error)?;
+                                server.conn.write_all(&packet.raw).await.map_err(|e| server.error(e))?;
+                            }
+                            filled = server.conn.fill() => { filled.map_err(|e| server.error(e))?; }
+                        }
+                    }
+                    continue;
+                }
+                Step::More => {}
+            }
+        }
+        server.conn.fill().await.map_err(|e| server.error(e))?;
+    }
+}
+
+/// LOAD DATA LOCAL INFILE: relays the client's file packets to the server up
+/// to and including the empty packet that ends them.
+async fn relay_local_infile(
+    client: &mut Conn,
+    server: &mut Conn,
+) -> Result<(), Either<ConnError, ConnError>> {
+    loop {
+        let packet = client.read_packet().await.map_err(Either::Client)?;
+        server
+            .write_all(&packet.raw)
+            .await
+            .map_err(Either::Server)?;
+        if packet.payload.is_empty() {
+            return Ok(());
+        }
+    }
+}
+
+/// What running one injection produced.
+pub(super) struct InjectionOutcome {
+    /// The result for `read_query_result`; `None` when the command has no
+    /// response.
+    pub result: Option<InjectedResult>,
+    /// The response already went to the client.
+    pub streamed_to_client: bool,
+    /// The response's raw frames, when buffered.
+    pub raw: Bytes,
+}
+
+/// Sends one injected query and relays its response: buffered if the
+/// injection asked for it, else streamed to the client (or discarded when the
+/// client already has its response).
+pub(super) async fn run_injection(
+    session: &mut Session,
+    injection: &Injection,
+    replied: bool,
+) -> Result<InjectionOutcome, SessionError> {
+    let Some(server) = session.server.as_mut() else {
+        return Err(SessionError::NoServerConnection);
+    };
+    let command = injection.payload.first().copied().unwrap_or(0);
+    let mut framed = BytesMut::with_capacity(injection.payload.len() + HEADER_LEN);
+    codec::encode_packet(0, injection.payload.as_slice(), &mut framed);
+    let sent_at = Instant::now();
+    server
+        .conn
+        .write_all(&framed)
+        .await
+        .map_err(|e| server.error(e))?;
+    if !ResponseTracker::expects_response(command) {
+        return Ok(InjectionOutcome {
+            result: None,
+            streamed_to_client: false,
+            raw: Bytes::new(),
+        });
+    }
+    let sink = match (injection.buffer_result, replied) {
+        (true, _) => Sink::Buffer,
+        (false, false) => Sink::Client,
+        (false, true) => Sink::Discard,
+    };
+    let tracker = ResponseTracker::new(command, session.capabilities);
+    let summary = relay_response(session, tracker, sink).await?;
+    let done_at = Instant::now();
+    let raw = summary.buffered.clone().freeze();
+    let (kind, affected_rows, last_insert_id) = classify(&summary);
+    let result = InjectedResult {
+        id: injection.id,
+        query: injection.payload.clone(),
+        kind,
+        affected_rows,
+        last_insert_id,
+        warnings: 0,
+        server_status: summary.status,
+        row_count: 0,
+        bytes: summary.bytes,
+        query_time_us: micros(summary.first_at.unwrap_or(done_at) - sent_at),
+        response_time_us: micros(done_at - sent_at),
+        packets: split_payloads(&raw),
+    };
+    Ok(InjectionOutcome {
+        result: Some(result),
+        streamed_to_client: sink == Sink::Client,
+        raw,
+    })
+}
+
+/// Applies `read_query_result`'s decision; returns whether the client has
+/// now had its response.
+pub(super) async fn apply_result_decision(
+    session: &mut Session,
+    decision: Result<Option<ResultDecision>, SqlError>,
+    result: &InjectedResult,
+    raw: Bytes,
+    replied: bool,
+) -> Result<bool, SessionError> {
+    let buffered = !raw.is_empty();
+    match decision {
+        Err(error) if !replied => {
+            session
+                .send_response(&mysql_proxy_plugin_abi::Response::Error(error))
+                .await?;
+            Ok(true)
+        }
+        Ok(Some(ResultDecision::Forward)) if buffered && !replied => {
+            session.client.write_all(&raw).await.map_err(client_error)?;
+            Ok(true)
+        }
+        Ok(Some(ResultDecision::Replace(response))) if buffered && !replied => {
+            session.send_response(&response).await?;
+            Ok(true)
+        }
+        Ok(Some(ResultDecision::Ignore)) | Ok(Some(ResultDecision::Forward)) if !buffered => {
+            Ok(replied)
+        }
+        Ok(Some(ResultDecision::Ignore)) => Ok(replied),
+        _ => {
+            slog::warn!(
+                session.context.logger,
+                "result of injected query {} dropped: the client already has its response",
+                result.id
+            );
+            Ok(replied)
+        }
+    }
+}
+
+/// How a response ended, and the OK packet's counts if it was one.
+fn classify(summary: &Summary) -> (ResultKind, u64, u64) {
+    match summary.first_prefix.split_first() {
+        Some((0x00, rest)) => {
+            let mut reader = Reader::new(rest);
+            let affected = reader.lenenc_int().unwrap_or(0);
+            let insert_id = reader.lenenc_int().unwrap_or(0);
+            (ResultKind::Ok, affected, insert_id)
+        }
+        Some((0xff, _)) => (ResultKind::Error, 0, 0),
+        Some((0x01..=0xfa, _)) | Some((0xfc..=0xfd, _)) => (ResultKind::ResultSet, 0, 0),
+        _ => (ResultKind::Other, 0, 0),
+    }
+}
+
+/// The payloads of the packets in raw frames (continuations joined).
+fn split_payloads(raw: &[u8]) -> RVec<RVec<u8>> {
+    let mut payloads = RVec::new();
+    let mut current: Vec<u8> = Vec::new();
+    let mut pos = 0;
+    while let Some((len, _)) = codec::parse_header(&raw[pos..]) {
+        let start = pos + HEADER_LEN;
+        let Some(chunk) = raw.get(start..start + len) else {
+            break;
+        };
+        current.extend_from_slice(chunk);
+        if len < codec::MAX_PAYLOAD_CHUNK {
+            payloads.push(RVec::from(std::mem::take(&mut current)));
+        }
+        pos = start + len;
+    }
+    payloads
+}
+
+fn micros(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
+}

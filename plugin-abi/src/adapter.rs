@@ -1,0 +1,320 @@
+//! The plain-Rust side of the contract: the traits plugin authors implement,
+//! and the adapters that expose them over the FFI with every panic caught.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use abi_stable::{
+    nonexhaustive_enum::NonExhaustive,
+    prefix_type::PrefixTypeTrait,
+    sabi_trait::TD_Opaque,
+    std_types::{RErr, ROk, RResult, RSlice, RStr, RString, RVec},
+};
+
+use crate::ffi::{
+    HookResult, HooksBox, HooksFfi, HooksFfi_TO, PluginBox, PluginFfi, PluginFfi_TO, PluginModule,
+    PluginModuleRef,
+};
+use crate::host::HostHandle;
+use crate::options::{OptionSpec, OptionValue, PluginOptions};
+use crate::session::{
+    AuthDecision, AuthDecision_NE, AuthResultDecision, AuthResultDecision_NE, ConnectDecision,
+    ConnectDecision_NE, HandshakeDecision, HandshakeDecision_NE, InjectedResult, Injection,
+    ListenerSpec, QueryDecision, QueryDecision_NE, ResultDecision, ResultDecision_NE, SessionState,
+    SqlError,
+};
+
+/// A plugin's static description and constructor.
+pub trait PluginDefinition: Plugin + Sized {
+    /// The plugin's name (the `NAME` in `lib<NAME>.so`).
+    const NAME: &'static str;
+    /// The plugin's version.
+    const VERSION: &'static str;
+
+    /// The options the plugin understands.
+    fn options() -> Vec<OptionSpec>;
+
+    /// Creates the plugin. `options` holds the values given on the command
+    /// line or in the config file (options not given are absent). An `Err`
+    /// is a one-line message that stops start-up, e.g.
+    /// `--admin-username needs to be set`.
+    fn init(options: &PluginOptions, host: HostHandle) -> Result<Self, String>;
+}
+
+/// A running plugin.
+pub trait Plugin: Send + Sync + 'static {
+    /// The per-connection hook object type.
+    type Hooks: Hooks;
+
+    /// The addresses to listen on; connections accepted there belong to
+    /// this plugin.
+    fn listeners(&self) -> Vec<ListenerSpec>;
+
+    /// Creates the hooks for a new client connection.
+    fn new_session(&self, session: &SessionState) -> Self::Hooks;
+
+    /// The host is shutting down.
+    fn stop(&self) {}
+}
+
+/// The per-connection hooks, in the order they fire. Every hook has a
+/// default that does what a plain relay does; an `Err` is sent to the client
+/// as an ERR packet (in the connect and auth phases the connection is closed
+/// afterwards; in the command phase it continues).
+pub trait Hooks: Send + 'static {
+    /// A client connected; no backend has been chosen yet.
+    /// Default: [`ConnectDecision::Default`] (the host picks a backend).
+    fn connect_server(&mut self, session: &mut SessionState) -> Result<ConnectDecision, SqlError> {
+        let _ = session;
+        Ok(ConnectDecision::Default)
+    }
+
+    /// The server's handshake arrived (CLIENT_SSL and CLIENT_COMPRESS
+    /// already removed from its capabilities). Default: forward it.
+    fn read_handshake(
+        &mut self,
+        session: &mut SessionState,
+        handshake: &[u8],
+    ) -> Result<HandshakeDecision, SqlError> {
+        let _ = (session, handshake);
+        Ok(HandshakeDecision::Forward)
+    }
+
+    /// The client's auth response arrived (`session.username`,
+    /// `default_db`, `client_capabilities` are filled in). Default: forward it
+    /// to the server; with no server the host answers OK, so a plugin that
+    /// answers clients itself must check credentials here.
+    fn read_auth(
+        &mut self,
+        session: &mut SessionState,
+        auth: &[u8],
+    ) -> Result<AuthDecision, SqlError> {
+        let _ = (session, auth);
+        Ok(AuthDecision::Forward)
+    }
+
+    /// The server answered the auth (`result` is its payload: 0x00 OK,
+    /// 0xff ERR, 0xfe auth switch, 0x01 more data). Default: forward it.
+    fn read_auth_result(
+        &mut self,
+        session: &mut SessionState,
+        result: &[u8],
+    ) -> Result<AuthResultDecision, SqlError> {
+        let _ = (session, result);
+        Ok(AuthResultDecision::Forward)
+    }
+
+    /// A complete client command arrived (`packet[0]` is the COM_* code;
+    /// commands over 16 MiB are joined). `queue` is empty on entry; push
+    /// injections and return [`QueryDecision::SendQueue`] to run them.
+    /// Default: forward the command.
+    fn read_query(
+        &mut self,
+        session: &mut SessionState,
+        packet: &[u8],
+        queue: &mut RVec<Injection>,
+    ) -> Result<QueryDecision, SqlError> {
+        let _ = (session, packet, queue);
+        Ok(QueryDecision::Forward)
+    }
+
+    /// The response to an injected query is complete (buffered) or was
+    /// streamed. `queue` holds the injections still to run: add, remove or
+    /// clear entries. Default: forward the result.
+    fn read_query_result(
+        &mut self,
+        session: &mut SessionState,
+        result: &InjectedResult,
+        queue: &mut RVec<Injection>,
+    ) -> Result<ResultDecision, SqlError> {
+        let _ = (session, result, queue);
+        Ok(ResultDecision::Forward)
+    }
+
+    /// The connection is being torn down (client quit, error, shutdown).
+    fn disconnect_client(&mut self, session: &SessionState) {
+        let _ = session;
+    }
+}
+
+/// Builds the root module of a plugin; call it from the plugin's
+/// `#[abi_stable::export_root_module]` function.
+pub fn root_module<P: PluginDefinition>() -> PluginModuleRef {
+    PluginModule {
+        name: plugin_name::<P>,
+        version: plugin_version::<P>,
+        options: plugin_options::<P>,
+        init: plugin_init::<P>,
+    }
+    .leak_into_prefix()
+}
+
+extern "C" fn plugin_name<P: PluginDefinition>() -> RStr<'static> {
+    RStr::from_str(P::NAME)
+}
+
+extern "C" fn plugin_version<P: PluginDefinition>() -> RStr<'static> {
+    RStr::from_str(P::VERSION)
+}
+
+extern "C" fn plugin_options<P: PluginDefinition>() -> RVec<OptionSpec> {
+    catch_unwind(P::options).map(RVec::from).unwrap_or_default()
+}
+
+extern "C" fn plugin_init<P: PluginDefinition>(
+    values: RVec<OptionValue>,
+    host: HostHandle,
+) -> RResult<PluginBox, RString> {
+    let options = PluginOptions::from_values(&values);
+    match catch_unwind(AssertUnwindSafe(|| P::init(&options, host))) {
+        Ok(Ok(plugin)) => ROk(PluginFfi_TO::from_value(
+            PluginAdapter::<P> { plugin },
+            TD_Opaque,
+        )),
+        Ok(Err(message)) => RErr(message.into()),
+        Err(panic) => RErr(format!("init panicked: {}", panic_message(&*panic)).into()),
+    }
+}
+
+/// Exposes a [`Plugin`] as a [`PluginFfi`] object.
+struct PluginAdapter<P: PluginDefinition> {
+    plugin: P,
+}
+
+impl<P: PluginDefinition> PluginFfi for PluginAdapter<P> {
+    fn listeners(&self) -> RVec<ListenerSpec> {
+        catch_unwind(AssertUnwindSafe(|| self.plugin.listeners()))
+            .map(RVec::from)
+            .unwrap_or_default()
+    }
+
+    fn new_session(&self, session: &SessionState) -> HooksBox {
+        let hooks = catch_unwind(AssertUnwindSafe(|| self.plugin.new_session(session)))
+            .map_err(|panic| panic_message(&*panic));
+        HooksFfi_TO::from_value(
+            HooksAdapter {
+                hooks,
+                plugin_name: P::NAME,
+            },
+            TD_Opaque,
+        )
+    }
+
+    fn stop(&self) {
+        let _ = catch_unwind(AssertUnwindSafe(|| self.plugin.stop()));
+    }
+}
+
+/// Exposes a [`Hooks`] object over the FFI. Once a hook panics the object is
+/// poisoned: that hook and every later one report an error and ask the host to
+/// close the connection, since the plugin's state can no longer be trusted.
+struct HooksAdapter<H: Hooks> {
+    /// The hooks, or the panic message of a failed construction or hook.
+    hooks: Result<H, String>,
+    plugin_name: &'static str,
+}
+
+impl<H: Hooks> HooksAdapter<H> {
+    /// Runs one hook, converting a panic (or an earlier one) into an error
+    /// that closes the connection.
+    fn guarded<D, N>(
+        &mut self,
+        session: &mut SessionState,
+        wrap: impl FnOnce(D) -> N,
+        hook: impl FnOnce(&mut H, &mut SessionState) -> Result<D, SqlError>,
+    ) -> HookResult<N> {
+        let outcome = match &mut self.hooks {
+            Ok(hooks) => catch_unwind(AssertUnwindSafe(|| hook(hooks, session)))
+                .map_err(|panic| panic_message(&*panic)),
+            Err(message) => Err(message.clone()),
+        };
+        match outcome {
+            Ok(Ok(decision)) => ROk(wrap(decision)),
+            Ok(Err(error)) => RErr(error),
+            Err(message) => {
+                session.close_after_reply = true;
+                let error = SqlError::new(
+                    1105,
+                    "HY000",
+                    format!("(plugin {}) internal error: {message}", self.plugin_name),
+                );
+                self.hooks = Err(message);
+                RErr(error)
+            }
+        }
+    }
+}
+
+impl<H: Hooks> HooksFfi for HooksAdapter<H> {
+    fn connect_server(&mut self, session: &mut SessionState) -> HookResult<ConnectDecision_NE> {
+        self.guarded(session, NonExhaustive::new, |h, s| h.connect_server(s))
+    }
+
+    fn read_handshake(
+        &mut self,
+        session: &mut SessionState,
+        handshake: RSlice<'_, u8>,
+    ) -> HookResult<HandshakeDecision_NE> {
+        self.guarded(session, NonExhaustive::new, |h, s| {
+            h.read_handshake(s, handshake.as_slice())
+        })
+    }
+
+    fn read_auth(
+        &mut self,
+        session: &mut SessionState,
+        auth: RSlice<'_, u8>,
+    ) -> HookResult<AuthDecision_NE> {
+        self.guarded(session, NonExhaustive::new, |h, s| {
+            h.read_auth(s, auth.as_slice())
+        })
+    }
+
+    fn read_auth_result(
+        &mut self,
+        session: &mut SessionState,
+        result: RSlice<'_, u8>,
+    ) -> HookResult<AuthResultDecision_NE> {
+        self.guarded(session, NonExhaustive::new, |h, s| {
+            h.read_auth_result(s, result.as_slice())
+        })
+    }
+
+    fn read_query(
+        &mut self,
+        session: &mut SessionState,
+        packet: RSlice<'_, u8>,
+        queue: &mut RVec<Injection>,
+    ) -> HookResult<QueryDecision_NE> {
+        self.guarded(session, NonExhaustive::new, |h, s| {
+            h.read_query(s, packet.as_slice(), queue)
+        })
+    }
+
+    fn read_query_result(
+        &mut self,
+        session: &mut SessionState,
+        result: &InjectedResult,
+        queue: &mut RVec<Injection>,
+    ) -> HookResult<ResultDecision_NE> {
+        self.guarded(session, NonExhaustive::new, |h, s| {
+            h.read_query_result(s, result, queue)
+        })
+    }
+
+    fn disconnect_client(&mut self, session: &SessionState) {
+        if let Ok(hooks) = &mut self.hooks {
+            let _ = catch_unwind(AssertUnwindSafe(|| hooks.disconnect_client(session)));
+        }
+    }
+}
+
+/// The text of a panic payload.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = panic.downcast_ref::<&str>() {
+        (*text).to_string()
+    } else if let Some(text) = panic.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "unknown panic".to_string()
+    }
+}

@@ -1,0 +1,114 @@
+//! What the host offers plugins: logging and the backend registry.
+
+use abi_stable::{
+    sabi_trait,
+    std_types::{RArc, RResult, RStr, RString, RVec},
+    StableAbi,
+};
+
+/// Log levels, most severe first (MySQL Proxy's names).
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Error,
+    Critical,
+    Warning,
+    Message,
+    Info,
+    Debug,
+}
+
+impl LogLevel {
+    /// The level's name as used by `--log-level`.
+    pub fn name(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Critical => "critical",
+            LogLevel::Warning => "warning",
+            LogLevel::Message => "message",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+        }
+    }
+}
+
+/// Health of a backend.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendState {
+    /// Not connected to yet (or woken up after being down for a while).
+    Unknown,
+    /// The last connect succeeded.
+    Up,
+    /// The last connect failed; no new clients are sent to it.
+    Down,
+    /// Taken out by an operator: existing sessions stay, no new ones.
+    Offline,
+}
+
+impl BackendState {
+    /// The lower-case name shown by the admin interface.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendState::Unknown => "unknown",
+            BackendState::Up => "up",
+            BackendState::Down => "down",
+            BackendState::Offline => "offline",
+        }
+    }
+}
+
+/// Role of a backend.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendType {
+    /// From `--proxy-backend-addresses`: takes reads and writes.
+    ReadWrite,
+    /// From `--proxy-read-only-backend-addresses`.
+    ReadOnly,
+}
+
+impl BackendType {
+    /// The short name shown by the admin interface (`rw` / `ro`).
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendType::ReadWrite => "rw",
+            BackendType::ReadOnly => "ro",
+        }
+    }
+}
+
+/// A snapshot of one backend.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct BackendInfo {
+    /// 0-based index (order of registration).
+    pub ndx: u32,
+    /// Normalized address, e.g. `127.0.0.1:3306`.
+    pub address: RString,
+    pub state: BackendState,
+    pub backend_type: BackendType,
+    /// Client connections currently using it.
+    pub connected_clients: u64,
+}
+
+/// The host, as plugins see it. Cheap to clone and usable from any thread.
+#[sabi_trait]
+pub trait HostFfi: Send + Sync + Clone + 'static {
+    /// Writes a line to the proxy's log.
+    fn log(&self, level: LogLevel, message: RStr<'_>);
+
+    /// All registered backends, in index order.
+    fn backends(&self) -> RVec<BackendInfo>;
+
+    /// Registers a backend; returns its index. Fails on an unparsable or
+    /// duplicate address (the message says which).
+    fn add_backend(&self, address: RStr<'_>, backend_type: BackendType) -> RResult<u32, RString>;
+
+    /// Sets a backend's state (e.g. to take it offline).
+    #[sabi(last_prefix_field)]
+    fn set_backend_state(&self, ndx: u32, state: BackendState) -> RResult<(), RString>;
+}
+
+/// The host handle given to a plugin's `init`.
+pub type HostHandle = HostFfi_TO<RArc<()>>;
