@@ -120,7 +120,11 @@ mod tests {
         assert_eq!(resp, want);
         assert!(verify_native_password(b"secret", scramble, &resp));
         assert!(!verify_native_password(b"Secret", scramble, &resp));
-        assert!(!verify_native_password(b"secret", b"xbcdefghij0123456789", &resp));
+        assert!(!verify_native_password(
+            b"secret",
+            b"xbcdefghij0123456789",
+            &resp
+        ));
         assert!(!verify_native_password(b"secret", scramble, &resp[..19]));
         assert!(verify_native_password(b"", scramble, b""));
         assert!(!verify_native_password(b"", scramble, &resp));
@@ -128,7 +132,11 @@ mod tests {
 
         let stored = native_password_hash(b"secret");
         assert!(verify_native_password_hash(&stored, scramble, &resp));
-        assert!(!verify_native_password_hash(&stored, b"other scramble 12345", &resp));
+        assert!(!verify_native_password_hash(
+            &stored,
+            b"other scramble 12345",
+            &resp
+        ));
         assert!(!verify_native_password_hash(&stored, scramble, b""));
     }
 }

@@ -66,10 +66,10 @@ pub fn parse_header(buf: &[u8]) -> Option<(usize, u8)> {
     }
 }
 
-/// Writes a physical packet header.
+/// Writes a physical packet header. `payload_len` must not exceed
+/// [`MAX_PAYLOAD_CHUNK`] (only its low 24 bits are written); use
+/// [`encode_packet`] for payloads of any size.
 pub fn put_header(out: &mut BytesMut, payload_len: usize, seq: u8) {
-    debug_assert!(payload_len <= MAX_PAYLOAD_CHUNK);
-    // Truncation to 24 bits is the wire format; callers never pass more.
     let len = (payload_len as u32).to_le_bytes();
     out.put_slice(&len[..3]);
     out.put_u8(seq);

@@ -68,15 +68,24 @@ enum Kind {
 enum State {
     /// Expecting the first packet of a (next) result.
     First,
-    ColumnDefs { remaining: u64 },
+    ColumnDefs {
+        remaining: u64,
+    },
     /// The classic EOF after column definitions.
     ColumnsEof,
     Rows,
     /// LOCAL INFILE requested; the client sends next.
     AwaitInfileData,
-    PrepareParams { remaining: u16, columns: u16 },
-    PrepareParamsEof { columns: u16 },
-    PrepareColumns { remaining: u16 },
+    PrepareParams {
+        remaining: u16,
+        columns: u16,
+    },
+    PrepareParamsEof {
+        columns: u16,
+    },
+    PrepareColumns {
+        remaining: u16,
+    },
     PrepareColumnsEof,
     /// COM_FIELD_LIST column definitions.
     FieldDefs,
@@ -200,7 +209,9 @@ impl ResponseTracker {
     fn on_logical_packet(&mut self, len: usize, prefix: &[u8]) -> Result<Step, DecodeError> {
         let first = prefix.first().copied();
         match self.state {
-            State::Done => Err(invalid("ResponseTracker: server packet after end of response")),
+            State::Done => Err(invalid(
+                "ResponseTracker: server packet after end of response",
+            )),
             State::AwaitInfileData => Err(invalid(
                 "ResponseTracker: server packet while LOCAL INFILE data was expected",
             )),
@@ -233,7 +244,9 @@ impl ResponseTracker {
                     Ok(Step::More)
                 }
                 Some(ERR_HEADER) => Ok(self.on_err(prefix)),
-                _ => Err(invalid("ResponseTracker: expected EOF after column definitions")),
+                _ => Err(invalid(
+                    "ResponseTracker: expected EOF after column definitions",
+                )),
             },
             State::Rows => {
                 if first == Some(ERR_HEADER) {
@@ -274,7 +287,9 @@ impl ResponseTracker {
                     Ok(self.prepare_columns(columns))
                 }
                 Some(ERR_HEADER) => Ok(self.on_err(prefix)),
-                _ => Err(invalid("ResponseTracker: expected EOF after parameter definitions")),
+                _ => Err(invalid(
+                    "ResponseTracker: expected EOF after parameter definitions",
+                )),
             },
             State::PrepareColumns { remaining } => {
                 if first == Some(ERR_HEADER) {
@@ -300,7 +315,9 @@ impl ResponseTracker {
                     Ok(Step::Done)
                 }
                 Some(ERR_HEADER) => Ok(self.on_err(prefix)),
-                _ => Err(invalid("ResponseTracker: expected EOF after column definitions")),
+                _ => Err(invalid(
+                    "ResponseTracker: expected EOF after column definitions",
+                )),
             },
             State::FieldDefs => match first {
                 Some(ERR_HEADER) => Ok(self.on_err(prefix)),
@@ -353,7 +370,9 @@ impl ResponseTracker {
                     self.state = State::Auth;
                     Ok(Step::AuthExchange)
                 }
-                _ => Err(invalid("ResponseTracker: unexpected COM_CHANGE_USER response")),
+                _ => Err(invalid(
+                    "ResponseTracker: unexpected COM_CHANGE_USER response",
+                )),
             },
             Kind::BinlogDump => {
                 // Events stream until the connection closes, except that a
@@ -538,8 +557,7 @@ mod tests {
             | CapabilityFlags::PS_MULTI_RESULTS.0
             | CapabilityFlags::SESSION_TRACK.0,
     );
-    const DEPRECATE: CapabilityFlags =
-        CapabilityFlags(BASE.0 | CapabilityFlags::DEPRECATE_EOF.0);
+    const DEPRECATE: CapabilityFlags = CapabilityFlags(BASE.0 | CapabilityFlags::DEPRECATE_EOF.0);
 
     const AUTOCOMMIT: u16 = StatusFlags::AUTOCOMMIT.0;
     const MORE: u16 = StatusFlags::MORE_RESULTS_EXISTS.0;
@@ -612,7 +630,11 @@ mod tests {
             let s = i.to_string();
             v.push(row(&vec![s.as_str(); cols]));
         }
-        v.push(if deprecate { ok_as_eof(status) } else { eof(status) });
+        v.push(if deprecate {
+            ok_as_eof(status)
+        } else {
+            eof(status)
+        });
         v
     }
 
@@ -624,7 +646,13 @@ mod tests {
 
     #[test]
     fn simple_commands() {
-        for cmd in [C::Ping, C::InitDb, C::ResetConnection, C::StmtReset, C::Refresh] {
+        for cmd in [
+            C::Ping,
+            C::InitDb,
+            C::ResetConnection,
+            C::StmtReset,
+            C::Refresh,
+        ] {
             let mut t = ResponseTracker::new(cmd as u8, BASE);
             assert_eq!(feed(&mut t, &[ok(AUTOCOMMIT | 1)]), vec![Step::Done]);
             assert_eq!(t.last_status(), StatusFlags(AUTOCOMMIT | 1));
@@ -636,14 +664,19 @@ mod tests {
         assert_eq!(feed(&mut t, &[err()]), vec![Step::Done]);
         assert!(t.is_error());
         let mut t = ResponseTracker::new(C::Statistics as u8, BASE);
-        assert_eq!(feed(&mut t, &[b"Uptime: 5  Threads: 1".to_vec()]), vec![Step::Done]);
+        assert_eq!(
+            feed(&mut t, &[b"Uptime: 5  Threads: 1".to_vec()]),
+            vec![Step::Done]
+        );
         let mut t = ResponseTracker::new(C::SetOption as u8, BASE);
         assert_eq!(feed(&mut t, &[eof(AUTOCOMMIT)]), vec![Step::Done]);
         assert_eq!(t.last_status(), StatusFlags::AUTOCOMMIT);
         let mut t = ResponseTracker::new(200, BASE);
         assert_eq!(feed(&mut t, &[err()]), vec![Step::Done]);
         assert!(!ResponseTracker::expects_response(C::StmtClose as u8));
-        assert!(!ResponseTracker::expects_response(C::StmtSendLongData as u8));
+        assert!(!ResponseTracker::expects_response(
+            C::StmtSendLongData as u8
+        ));
         assert!(!ResponseTracker::expects_response(C::Quit as u8));
         assert!(ResponseTracker::expects_response(C::Query as u8));
     }
@@ -719,7 +752,10 @@ mod tests {
         // A big single-packet answer ends only after its last chunk.
         let mut t = ResponseTracker::new(C::Statistics as u8, BASE);
         let stats = vec![b'U'; MAX_PAYLOAD_CHUNK];
-        assert_eq!(t.on_server_packet(MAX_PAYLOAD_CHUNK, &stats[..32]).unwrap(), Step::More);
+        assert_eq!(
+            t.on_server_packet(MAX_PAYLOAD_CHUNK, &stats[..32]).unwrap(),
+            Step::More
+        );
         assert!(!t.is_done());
         assert_eq!(t.on_server_packet(0, &[]).unwrap(), Step::Done);
         assert!(t.is_done());
@@ -745,7 +781,11 @@ mod tests {
         // COM_STMT_FETCH: binary rows then EOF (or OK-as-EOF).
         let last = StatusFlags::LAST_ROW_SENT.0 | cursor;
         for caps in [BASE, DEPRECATE] {
-            let term = if caps == BASE { eof(last) } else { ok_as_eof(last) };
+            let term = if caps == BASE {
+                eof(last)
+            } else {
+                ok_as_eof(last)
+            };
             let mut t = ResponseTracker::new(C::StmtFetch as u8, caps);
             let seq = vec![vec![0, 0, 1, 0, 0, 0], vec![0, 0, 2, 0, 0, 0], term];
             expect_done_at_end(&feed(&mut t, &seq));

@@ -4,7 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use bytes::{Bytes, BytesMut};
-use mysql_proxy_protocol::constants::{CapabilityFlags as Caps, ColumnFlags, ColumnType, StatusFlags};
+use mysql_proxy_protocol::constants::{
+    CapabilityFlags as Caps, ColumnFlags, ColumnType, StatusFlags,
+};
 use mysql_proxy_protocol::packets::*;
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -68,8 +70,20 @@ fn column_type() -> impl Strategy<Value = ColumnType> {
 
 fn handshake_v10() -> impl Strategy<Value = HandshakeV10> {
     (
-        (bytes_no_nul(40), any::<u32>(), any::<u64>(), any::<u8>(), any::<u16>()),
-        (any::<u8>(), any::<[u8; 10]>(), any::<bool>(), any::<[u8; 8]>(), any_bytes(40)),
+        (
+            bytes_no_nul(40),
+            any::<u32>(),
+            any::<u64>(),
+            any::<u8>(),
+            any::<u16>(),
+        ),
+        (
+            any::<u8>(),
+            any::<[u8; 10]>(),
+            any::<bool>(),
+            any::<[u8; 8]>(),
+            any_bytes(40),
+        ),
         (any::<bool>(), bytes_no_nul(30), 1u8..=255),
     )
         .prop_map(
@@ -233,8 +247,12 @@ fn ok_packet() -> impl Strategy<Value = (OkPacket, Caps)> {
 }
 
 fn err_packet() -> impl Strategy<Value = ErrPacket> {
-    (any::<u16>(), prop::option::of(any::<[u8; 5]>()), any_bytes(60)).prop_map(
-        |(code, state, mut msg)| {
+    (
+        any::<u16>(),
+        prop::option::of(any::<[u8; 5]>()),
+        any_bytes(60),
+    )
+        .prop_map(|(code, state, mut msg)| {
             if state.is_none() && msg.first() == Some(&b'#') {
                 msg.remove(0);
             }
@@ -243,15 +261,20 @@ fn err_packet() -> impl Strategy<Value = ErrPacket> {
                 sql_state: state,
                 message: b(msg),
             }
-        },
-    )
+        })
 }
 
 fn column_definition() -> impl Strategy<Value = (ColumnDefinition41, Caps)> {
     (
         prop::collection::vec(any_bytes(20), 6),
         prop::option::of(any_bytes(20)),
-        (any::<u16>(), any::<u32>(), column_type(), any::<u16>(), any::<u8>()),
+        (
+            any::<u16>(),
+            any::<u32>(),
+            column_type(),
+            any::<u16>(),
+            any::<u8>(),
+        ),
         prop::option::of(prop::collection::vec(any::<u8>(), 1..20)),
     )
         .prop_map(|(names, ext, (cs, len, t, flags, dec), defaults)| {
@@ -424,7 +447,7 @@ proptest! {
             r.encode_types(types.iter().copied(), &mut out);
             out.freeze()
         };
-        check_bytes_rt(&x, |p| BinaryRow::decode_types(p, types.iter().copied()), &enc)?;
+        check_bytes_rt(&x, |p| BinaryRow::decode_types(p, types.iter().copied()), enc)?;
     }
 
     #[test]

@@ -26,11 +26,13 @@ use crate::error::SessionError;
 
 /// Capabilities the proxy never lets client and server negotiate: TLS and
 /// compression are not relayed, and MariaDB's progress reports and metadata
-/// caching change the shape of responses the relay tracks.
+/// caching (and MySQL's optional metadata) change the shape of responses the
+/// relay tracks.
 const MASKED_CAPABILITIES: u64 = CapabilityFlags::SSL.0
     | CapabilityFlags::COMPRESS.0
     | CapabilityFlags::MARIADB_CLIENT_PROGRESS.0
-    | CapabilityFlags::MARIADB_CLIENT_CACHE_METADATA.0;
+    | CapabilityFlags::MARIADB_CLIENT_CACHE_METADATA.0
+    | CapabilityFlags::OPTIONAL_RESULTSET_METADATA.0;
 
 /// The phases of a connection.
 enum Phase {

@@ -38,8 +38,7 @@ pub fn encode(response: &Response, capabilities: CapabilityFlags, status: u16) -
                     simple_column(c.name.as_str(), column_type)
                 })
                 .collect();
-            let deprecate_eof = capabilities.contains(CapabilityFlags::DEPRECATE_EOF);
-            let mut rows = ResultSetBuilder::new(columns, deprecate_eof).rows();
+            let mut rows = ResultSetBuilder::for_client(columns, capabilities).rows();
             for row in result.rows.iter() {
                 let values: Vec<Option<&[u8]>> = row
                     .iter()

@@ -34,7 +34,12 @@ impl OkPacket {
     const WHAT: &'static str = "OK packet";
 
     /// A plain OK (`0x00` header) with no info.
-    pub fn new(affected_rows: u64, last_insert_id: u64, status: StatusFlags, warnings: u16) -> Self {
+    pub fn new(
+        affected_rows: u64,
+        last_insert_id: u64,
+        status: StatusFlags,
+        warnings: u16,
+    ) -> Self {
         OkPacket {
             header: OK_HEADER,
             affected_rows,

@@ -190,7 +190,10 @@ impl HandshakeV10 {
         } else {
             out.put_u32_le(self.capabilities.upper32());
         }
-        if self.capabilities.contains(CapabilityFlags::SECURE_CONNECTION) {
+        if self
+            .capabilities
+            .contains(CapabilityFlags::SECURE_CONNECTION)
+        {
             let wire_len = usize::from(self.auth_plugin_data_len)
                 .saturating_sub(AUTH_DATA_PART1_LEN)
                 .max(AUTH_DATA_PART2_MIN_LEN);
@@ -738,7 +741,10 @@ mod tests {
             b"caching_sha2_password",
         );
         let wire = h.to_bytes();
-        assert_eq!(wire.len(), 1 + 7 + 4 + 8 + 1 + 2 + 1 + 2 + 2 + 1 + 10 + 13 + 22);
+        assert_eq!(
+            wire.len(),
+            1 + 7 + 4 + 8 + 1 + 2 + 1 + 2 + 2 + 1 + 10 + 13 + 22
+        );
         let d = HandshakeV10::decode(&wire).unwrap();
         assert_eq!(d, h);
         assert_eq!(d.server_version_number(), Some(80_036));
@@ -853,12 +859,9 @@ mod tests {
         // Plugin name present, database absent: encoding writes an empty
         // database so the plugin name stays in place.
         let caps2 = caps | CapabilityFlags::PLUGIN_AUTH;
-        let mut r2 = HandshakeResponse41::decode(&response_wire(
-            caps2.lower32(),
-            0,
-            b"u\0\x00db\0plug\0",
-        ))
-        .unwrap();
+        let mut r2 =
+            HandshakeResponse41::decode(&response_wire(caps2.lower32(), 0, b"u\0\x00db\0plug\0"))
+                .unwrap();
         r2.database = None;
         let re = HandshakeResponse41::decode(&r2.to_bytes()).unwrap();
         assert_eq!(re.database.as_deref(), Some(&b""[..]));

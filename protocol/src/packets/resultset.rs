@@ -110,7 +110,10 @@ impl ColumnDefinition41 {
             &self.org_name,
         ];
         out.reserve(
-            names.iter().map(|n| lenenc_bytes_len(n.len())).sum::<usize>()
+            names
+                .iter()
+                .map(|n| lenenc_bytes_len(n.len()))
+                .sum::<usize>()
                 + self
                     .extended_metadata
                     .as_ref()
@@ -172,7 +175,12 @@ pub fn simple_column(name: &str, column_type: ColumnType) -> ColumnDefinition41 
         T::TinyBlob => (CHARSET_UTF8MB4_GENERAL_CI, 0xFF, ColumnFlags::BLOB, 0),
         T::Blob => (CHARSET_UTF8MB4_GENERAL_CI, 0xFFFF, ColumnFlags::BLOB, 0),
         T::MediumBlob => (CHARSET_UTF8MB4_GENERAL_CI, 0xFF_FFFF, ColumnFlags::BLOB, 0),
-        T::LongBlob | T::Json => (CHARSET_UTF8MB4_GENERAL_CI, 0xFFFF_FFFF, ColumnFlags::BLOB, 0),
+        T::LongBlob | T::Json => (
+            CHARSET_UTF8MB4_GENERAL_CI,
+            0xFFFF_FFFF,
+            ColumnFlags::BLOB,
+            0,
+        ),
         // VARCHAR(255) in utf8mb4: 255 characters of up to 4 bytes.
         _ => (CHARSET_UTF8MB4_GENERAL_CI, 1020, ColumnFlags::empty(), 0),
     };
@@ -287,7 +295,9 @@ impl BinaryRow {
         let mut values = Vec::with_capacity(n.min(payload.len()));
         for (i, t) in types.enumerate() {
             let pos = i + BINARY_ROW_NULL_OFFSET;
-            let is_null = bitmap.get(pos / 8).is_some_and(|b| b & (1 << (pos % 8)) != 0);
+            let is_null = bitmap
+                .get(pos / 8)
+                .is_some_and(|b| b & (1 << (pos % 8)) != 0);
             if is_null {
                 values.push(None);
                 continue;
@@ -310,7 +320,11 @@ impl BinaryRow {
     }
 
     /// Like [`BinaryRow::encode`], from the column types alone.
-    pub fn encode_types(&self, types: impl ExactSizeIterator<Item = ColumnType>, out: &mut BytesMut) {
+    pub fn encode_types(
+        &self,
+        types: impl ExactSizeIterator<Item = ColumnType>,
+        out: &mut BytesMut,
+    ) {
         let n = types.len();
         let mut bitmap = vec![0u8; null_bitmap_len(n)];
         for (i, v) in self.values.iter().take(n).enumerate() {
@@ -321,7 +335,15 @@ impl BinaryRow {
                 }
             }
         }
-        out.reserve(1 + bitmap.len() + self.values.iter().flatten().map(|v| v.len() + 9).sum::<usize>());
+        out.reserve(
+            1 + bitmap.len()
+                + self
+                    .values
+                    .iter()
+                    .flatten()
+                    .map(|v| v.len() + 9)
+                    .sum::<usize>(),
+        );
         out.put_u8(0x00);
         out.put_slice(&bitmap);
         for (t, v) in types.zip(&self.values) {
@@ -397,7 +419,10 @@ impl ResultSetBuilder {
                 c.extended_metadata = None;
             }
         }
-        Self::new(columns, capabilities.contains(CapabilityFlags::DEPRECATE_EOF))
+        Self::new(
+            columns,
+            capabilities.contains(CapabilityFlags::DEPRECATE_EOF),
+        )
     }
 
     /// Server status for the EOF that follows the column definitions
@@ -518,7 +543,9 @@ mod tests {
     /// `SELECT id, name FROM test.t` column as MariaDB sends it.
     fn wire_column() -> Vec<u8> {
         let mut v = b"\x03def\x04test\x01t\x01t\x02id\x02id".to_vec();
-        v.extend_from_slice(&[0x0c, 0x3f, 0x00, 0x0b, 0, 0, 0, 0x03, 0x03, 0x42, 0x00, 0, 0]);
+        v.extend_from_slice(&[
+            0x0c, 0x3f, 0x00, 0x0b, 0, 0, 0, 0x03, 0x03, 0x42, 0x00, 0, 0,
+        ]);
         v
     }
 
@@ -530,7 +557,9 @@ mod tests {
         assert_eq!(c.column_type, ColumnType::Long);
         assert_eq!(c.character_set, 63);
         assert_eq!(c.column_length, 11);
-        assert!(c.flags.contains(ColumnFlags::NOT_NULL | ColumnFlags::PRI_KEY));
+        assert!(c
+            .flags
+            .contains(ColumnFlags::NOT_NULL | ColumnFlags::PRI_KEY));
         assert_eq!(c.to_bytes(), wire);
 
         // COM_FIELD_LIST default value trailer.
@@ -575,7 +604,10 @@ mod tests {
         assert_eq!(r.to_bytes(), wire);
         assert!(TextRow::decode(&wire, 2).is_err());
         assert!(TextRow::decode(&wire, 4).is_err());
-        assert_eq!(TextRow::decode(&Bytes::new(), 0).unwrap(), TextRow::default());
+        assert_eq!(
+            TextRow::decode(&Bytes::new(), 0).unwrap(),
+            TextRow::default()
+        );
     }
 
     #[test]
@@ -588,9 +620,7 @@ mod tests {
         ];
         let cols: Vec<_> = types.iter().map(|t| simple_column("c", *t)).collect();
         // id=7, name='ab', big NULL, datetime 2024-01-02 (4-byte form).
-        let wire = Bytes::from_static(
-            b"\x00\x10\x07\x00\x00\x00\x02ab\x04\xe8\x07\x01\x02",
-        );
+        let wire = Bytes::from_static(b"\x00\x10\x07\x00\x00\x00\x02ab\x04\xe8\x07\x01\x02");
         let r = BinaryRow::decode(&wire, &cols).unwrap();
         assert_eq!(r.values[0].as_deref(), Some(&[7u8, 0, 0, 0][..]));
         assert_eq!(r.values[1].as_deref(), Some(&b"ab"[..]));
