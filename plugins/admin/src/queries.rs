@@ -2,7 +2,7 @@
 
 use mysql_proxy_plugin_abi::{
     abi_stable::std_types::{RNone, ROption, RSome, RVec},
-    HostHandle, Response, ResponseColumn, ResultSetResponse, SqlError,
+    HostHandle, OkResponse, Response, ResponseColumn, ResultSetResponse, SqlError,
 };
 use mysql_proxy_protocol::constants::ColumnType;
 
@@ -15,17 +15,79 @@ const HELP: &[(&str, &str)] = &[
     ),
 ];
 
+/// Session settings client libraries send when they connect; the admin port
+/// has none of them to change, so it acknowledges them.
+const SESSION_SETTINGS: &[&str] = &[
+    "set names ",
+    "set character set ",
+    "set character_set_",
+    "set autocommit",
+    "set sql_mode",
+    "set time_zone",
+    "set session ",
+    "set @@session.",
+];
+
 /// Answers one COM_QUERY text.
 pub fn answer(query: &str, host: &HostHandle) -> Result<Response, SqlError> {
-    match normalize(query).as_str() {
+    let normalized = normalize(query);
+    match normalized.as_str() {
         "select * from backends" => Ok(backends(host)),
         "select * from help" => Ok(help()),
+        text if SESSION_SETTINGS.iter().any(|p| text.starts_with(p)) => {
+            Ok(Response::Ok(OkResponse::default()))
+        }
+        text if text.starts_with("select @@") => system_variables(query),
         _ => Err(SqlError::new(
             1105,
             "07000",
             "use 'SELECT * FROM help' to see the supported commands",
         )),
     }
+}
+
+/// `SELECT @@a, @@session.b [LIMIT n]`: the few variables client libraries
+/// read when they connect (MySQL Proxy's admin port refused these, which
+/// broke drivers that need them).
+fn system_variables(query: &str) -> Result<Response, SqlError> {
+    let list = query.trim().trim_end_matches(';').trim();
+    let list = list.get("select".len()..).unwrap_or_default();
+    let lower = list.to_lowercase();
+    let list = match lower.rfind(" limit ") {
+        Some(at) => list.get(..at).unwrap_or(list),
+        None => list,
+    };
+    let mut columns = Vec::new();
+    let mut values = Vec::new();
+    for item in list.split(',').map(str::trim) {
+        let name = item.trim_start_matches("@@").to_lowercase();
+        let name = name
+            .strip_prefix("session.")
+            .or_else(|| name.strip_prefix("global."))
+            .unwrap_or(&name);
+        let value = match name {
+            "version_comment" => RSome("mysql-proxy admin"),
+            "version" => RSome("5.0.99-agent-admin"),
+            "max_allowed_packet" => RSome("16777216"),
+            "wait_timeout" | "interactive_timeout" => RSome("28800"),
+            "autocommit" => RSome("1"),
+            "sql_mode" => RSome(""),
+            "socket" => RNone,
+            _ => {
+                return Err(SqlError::new(
+                    1193,
+                    "HY000",
+                    format!("Unknown system variable '{name}'"),
+                ))
+            }
+        };
+        columns.push(column(item, ColumnType::VarString));
+        values.push(value.map(|v| RVec::from(v.as_bytes().to_vec())));
+    }
+    Ok(Response::ResultSet(ResultSetResponse {
+        columns: RVec::from(columns),
+        rows: RVec::from(vec![RVec::from(values)]),
+    }))
 }
 
 /// Lower case, single spaces, no trailing semicolons.

@@ -1,0 +1,102 @@
+//! The proxy's life cycle as a user sees it: unreachable backends, failing
+//! over at connect, memory while streaming, and a graceful SIGTERM.
+
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use mysql::prelude::Queryable;
+use mysql_proxy_tests::{free_port, mariadb_cli, MariaDb, Proxy};
+
+/// Rows of 1000 bytes: 100,000 of them make a 100 MB result.
+const BIG_QUERY: &str = "SELECT REPEAT('x', 1000) FROM seq_1_to_100000";
+
+fn proxy_for(backends: &[String]) -> Proxy {
+    let mut builder = Proxy::builder();
+    for backend in backends {
+        builder = builder.backend(backend.clone());
+    }
+    builder
+        .start()
+        .unwrap_or_else(|e| panic!("proxy did not start: {e}"))
+}
+
+#[test]
+fn unreachable_backend_gives_a_clear_error_not_a_hang() {
+    let nothing_there = format!("127.0.0.1:{}", free_port());
+    let proxy = proxy_for(&[nothing_there]);
+
+    let out = mariadb_cli(proxy.proxy_port(), "root", None, &["-e", "select 1"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("1105") && stderr.contains("(proxy) all backends are down"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_dead_backend_is_skipped_at_connect() {
+    let server = MariaDb::start();
+    let proxy = proxy_for(&[format!("127.0.0.1:{}", free_port()), server.addr()]);
+
+    for _ in 0..3 {
+        let mut conn = proxy.endpoint().root_conn();
+        let port: u16 = conn.query_first("SELECT @@port").unwrap().unwrap();
+        assert_eq!(port, server.port());
+    }
+}
+
+#[test]
+fn relaying_100mb_keeps_peak_rss_under_64mib() {
+    let server = MariaDb::start();
+    let proxy = proxy_for(&[server.addr()]);
+
+    let mut conn = proxy.endpoint().root_conn();
+    conn.query_drop("USE test").unwrap();
+    let mut rows = 0u64;
+    let mut bytes = 0u64;
+    for row in conn.query_iter(BIG_QUERY).unwrap() {
+        let value: Vec<u8> = mysql::from_row(row.unwrap());
+        rows += 1;
+        bytes += value.len() as u64;
+    }
+    assert_eq!((rows, bytes), (100_000, 100_000_000));
+    let peak = proxy.peak_rss_kib();
+    assert!(peak < 64 * 1024, "peak RSS {peak} KiB");
+}
+
+#[test]
+fn sigterm_lets_the_running_command_finish_then_exits_0() {
+    let server = MariaDb::start();
+    let mut proxy = proxy_for(&[server.addr()]);
+
+    // An idle client, and a client in the middle of a 100 MB result.
+    let mut idle = proxy.endpoint().root_conn();
+    idle.query_drop("SELECT 1").unwrap();
+    let endpoint = proxy.endpoint();
+    let (started_tx, started_rx) = mpsc::channel();
+    let streaming = thread::spawn(move || {
+        let mut conn = endpoint.root_conn();
+        conn.query_drop("USE test").unwrap();
+        let mut rows = 0u64;
+        for row in conn.query_iter(BIG_QUERY).unwrap() {
+            let value: Vec<u8> = mysql::from_row(row.unwrap());
+            assert_eq!(value.len(), 1000);
+            rows += 1;
+            if rows == 1 {
+                started_tx.send(()).unwrap();
+            }
+        }
+        rows
+    });
+    started_rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    proxy.signal(libc::SIGTERM);
+
+    // The whole result arrives intact, then the proxy exits cleanly.
+    assert_eq!(streaming.join().unwrap(), 100_000);
+    let status = proxy.wait_exit(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(0), "{}", proxy.stderr_text());
+    // The idle client finds its connection closed: an error, not a hang.
+    assert!(idle.query_drop("SELECT 1").is_err());
+}
