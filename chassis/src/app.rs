@@ -233,6 +233,7 @@ async fn serve(
             event_threads: config.event_threads,
             max_packet_size: MAX_PACKET_SIZE,
             shutdown_grace: SHUTDOWN_GRACE,
+            health: config.health.clone(),
         },
         log.logger().clone(),
     );

@@ -154,6 +154,10 @@ pub mod names {
     pub const EVENT_THREADS: &str = "event-threads";
     pub const LUA_PATH: &str = "lua-path";
     pub const LUA_CPATH: &str = "lua-cpath";
+    pub const HEALTH_CHECK_INTERVAL: &str = "health-check-interval";
+    pub const HEALTH_CHECK_TIMEOUT: &str = "health-check-timeout";
+    pub const HEALTH_CHECK_USER: &str = "health-check-user";
+    pub const HEALTH_CHECK_PASSWORD: &str = "health-check-password";
 }
 
 /// The chassis' own options (COMPAT 1.2), in MySQL Proxy's help order.
@@ -260,6 +264,34 @@ pub fn chassis_options() -> OptGroup {
         ),
         OptDesc::chassis(LUA_PATH, None, Str, "path", "set the LUA_PATH"),
         OptDesc::chassis(LUA_CPATH, None, Str, "path", "set the LUA_CPATH"),
+        OptDesc::chassis(
+            HEALTH_CHECK_INTERVAL,
+            None,
+            OptionKind::Double,
+            "seconds",
+            "check every backend this often; 0 turns health checks off (default: 2)",
+        ),
+        OptDesc::chassis(
+            HEALTH_CHECK_TIMEOUT,
+            None,
+            OptionKind::Double,
+            "seconds",
+            "a check not done within this marks the backend down (default: 1)",
+        ),
+        OptDesc::chassis(
+            HEALTH_CHECK_USER,
+            None,
+            Str,
+            "user",
+            "log in as this user and ping (default: none: a server handshake counts as alive)",
+        ),
+        OptDesc::chassis(
+            HEALTH_CHECK_PASSWORD,
+            None,
+            Str,
+            "password",
+            "password of --health-check-user (default: empty)",
+        ),
     ];
     OptGroup {
         plugin: String::new(),

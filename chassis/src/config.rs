@@ -21,6 +21,9 @@ use std::fmt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
+use mysql_proxy_core::HealthConfig;
 use mysql_proxy_plugin_abi::{LogLevel, OptionKind};
 
 use crate::cli::{names, OptDesc, OptGroup};
@@ -431,6 +434,9 @@ pub struct ChassisConfig {
     pub lua_path: Option<String>,
     /// `--lua-cpath`: forced `LUA_CPATH`. Default: none (as `lua_path`, `?.so`).
     pub lua_cpath: Option<String>,
+    /// `--health-check-*`: active backend checks. Default: every 2 s, 1 s
+    /// timeout, handshake only (no login).
+    pub health: HealthConfig,
 }
 
 impl ChassisConfig {
@@ -511,6 +517,26 @@ impl ChassisConfig {
                 }
             },
         };
+        let mut seconds = |name: &str, default: Duration| match values.get(name) {
+            None => default,
+            Some(given) => match given.value().trim().parse::<f64>() {
+                Ok(secs) if secs.is_finite() && secs >= 0.0 => Duration::from_secs_f64(secs),
+                _ => {
+                    check.problems.push(given.problem(
+                        name,
+                        format!("expected a number of seconds >= 0, got '{}'", given.value()),
+                    ));
+                    default
+                }
+            },
+        };
+        let defaults = HealthConfig::default();
+        let health = HealthConfig {
+            interval: seconds(names::HEALTH_CHECK_INTERVAL, defaults.interval),
+            timeout: seconds(names::HEALTH_CHECK_TIMEOUT, defaults.timeout),
+            user: string(names::HEALTH_CHECK_USER),
+            password: string(names::HEALTH_CHECK_PASSWORD).unwrap_or_default(),
+        };
         let log_use_syslog = flag(names::LOG_USE_SYSLOG);
         if log_use_syslog && values.contains_key(names::LOG_FILE) {
             if let Some(given) = values.get(names::LOG_USE_SYSLOG) {
@@ -534,6 +560,7 @@ impl ChassisConfig {
             event_threads,
             lua_path: string(names::LUA_PATH),
             lua_cpath: string(names::LUA_CPATH),
+            health,
             early,
         };
         check.finish(config)

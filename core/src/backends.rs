@@ -1,20 +1,22 @@
-//! The backend registry: every backend's address, role, health and counters,
-//! and the default balancing rule.
+//! The backend registry: every backend's address, role, weight, health and
+//! counters, and the balancing rules that pick one for a new client.
 //!
 //! Sessions read it on every new connection, so it is shared state with
 //! atomics rather than an actor: choosing a backend costs no message hop.
+//! Every state change goes through [`Backend::set_state`], which records why
+//! and logs one line (backend, old -> new state, reason).
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use mysql_proxy_plugin_abi::{BackendInfo, BackendState, BackendType};
+use mysql_proxy_plugin_abi::{BackendInfo, BackendState, BackendType, BalancePolicy};
 
 use crate::address;
 
-/// How long a backend stays down before new clients may try it again
-/// (MySQL Proxy: more than 4 whole seconds).
+/// Without health checks, how long a backend stays down before new clients
+/// may try it again (MySQL Proxy: more than 4 whole seconds).
 const DOWN_RETRY_AFTER: Duration = Duration::from_secs(4);
 
 /// One backend server.
@@ -24,11 +26,20 @@ pub struct Backend {
     pub addr: SocketAddr,
     pub name: String,
     pub backend_type: BackendType,
+    pub weight: u32,
     state: AtomicU8,
-    /// When the state last changed, to wake up down backends after a while.
-    state_since: Mutex<Instant>,
+    /// When and why the state last changed.
+    change: Mutex<StateChange>,
     connected_clients: AtomicU64,
     pub counters: BackendCounters,
+    logger: slog::Logger,
+}
+
+#[derive(Debug, Clone)]
+struct StateChange {
+    at: Instant,
+    wall: SystemTime,
+    reason: String,
 }
 
 /// Monotonic counters of a backend.
@@ -36,6 +47,15 @@ pub struct Backend {
 pub struct BackendCounters {
     pub connects: AtomicU64,
     pub connect_failures: AtomicU64,
+    pub queries: AtomicU64,
+    pub bytes: AtomicU64,
+    pub errors: AtomicU64,
+}
+
+impl BackendCounters {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
 }
 
 impl Backend {
@@ -43,36 +63,88 @@ impl Backend {
         state_from_u8(self.state.load(Ordering::Relaxed))
     }
 
-    /// Sets the state; returns the previous one.
-    pub fn set_state(&self, state: BackendState) -> BackendState {
+    /// Whether new clients may be sent to it.
+    pub fn is_usable(&self) -> bool {
+        !matches!(self.state(), BackendState::Down | BackendState::Offline)
+    }
+
+    /// Sets the state, recording and logging the change if it is one;
+    /// returns the previous state.
+    pub fn set_state(&self, state: BackendState, reason: &str) -> BackendState {
+        let mut change = self.change.lock().unwrap_or_else(PoisonError::into_inner);
         let previous = state_from_u8(self.state.swap(state as u8, Ordering::Relaxed));
         if previous != state {
-            *self
-                .state_since
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) = Instant::now();
+            *change = StateChange {
+                at: Instant::now(),
+                wall: SystemTime::now(),
+                reason: reason.to_string(),
+            };
+            let line = format!(
+                "backend {}: {} -> {} ({})",
+                self.name,
+                previous.name(),
+                state.name(),
+                reason
+            );
+            if state == BackendState::Down {
+                slog::error!(self.logger, "{}", line);
+            } else {
+                slog::info!(self.logger, "{}", line);
+            }
         }
         previous
+    }
+
+    /// Marks it down unless an operator took it offline.
+    pub fn mark_down(&self, reason: &str) {
+        if self.state() != BackendState::Offline {
+            self.set_state(BackendState::Down, reason);
+        }
+    }
+
+    /// Marks it up unless an operator took it offline.
+    pub fn mark_up(&self, reason: &str) {
+        if self.state() != BackendState::Offline {
+            self.set_state(BackendState::Up, reason);
+        }
     }
 
     pub fn connected_clients(&self) -> u64 {
         self.connected_clients.load(Ordering::Relaxed)
     }
 
-    fn down_for(&self) -> Duration {
-        self.state_since
+    fn state_age(&self) -> Duration {
+        self.change
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .at
             .elapsed()
     }
 
     pub fn info(&self) -> BackendInfo {
+        let change = self
+            .change
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         BackendInfo {
             ndx: self.ndx,
             address: self.name.as_str().into(),
             state: self.state(),
             backend_type: self.backend_type,
             connected_clients: self.connected_clients(),
+            weight: self.weight,
+            connects: load(&self.counters.connects),
+            connect_failures: load(&self.counters.connect_failures),
+            queries: load(&self.counters.queries),
+            bytes: load(&self.counters.bytes),
+            errors: load(&self.counters.errors),
+            state_since: change
+                .wall
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            state_reason: change.reason.as_str().into(),
         }
     }
 }
@@ -114,14 +186,44 @@ impl Drop for BackendLease {
 
 /// All backends, in registration order (read-write ones as the plugin added
 /// them, then read-only ones).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct BackendRegistry {
     backends: RwLock<Vec<Arc<Backend>>>,
+    /// Next start position of the round-robin policy.
+    round_robin: AtomicUsize,
+    /// Current weights of the smooth weighted round-robin, per backend.
+    weighted: Mutex<Vec<i64>>,
+    /// Whether something actively checks backends; without it, down
+    /// backends are retried after a while instead.
+    health_checked: std::sync::atomic::AtomicBool,
+    logger: slog::Logger,
 }
 
 impl BackendRegistry {
-    /// Registers a backend; fails on a bad address or a duplicate.
+    pub fn new(logger: slog::Logger) -> Self {
+        Self {
+            backends: RwLock::default(),
+            round_robin: AtomicUsize::new(0),
+            weighted: Mutex::default(),
+            health_checked: std::sync::atomic::AtomicBool::new(false),
+            logger,
+        }
+    }
+
+    /// Registers a backend (`host:port`, optionally `@weight`); fails on a
+    /// bad address or weight, or a duplicate.
     pub fn add(&self, address: &str, backend_type: BackendType) -> Result<u32, String> {
+        let (address, weight) = match address.rsplit_once('@') {
+            Some((address, weight)) => match weight.trim().parse::<u32>() {
+                Ok(weight) if weight > 0 => (address, weight),
+                _ => {
+                    return Err(format!(
+                        "'{address}@{weight}': the weight must be a positive integer"
+                    ))
+                }
+            },
+            None => (address, 1),
+        };
         let addr = address::parse(address).map_err(|e| e.to_string())?;
         let mut backends = self
             .backends
@@ -131,16 +233,27 @@ impl BackendRegistry {
             return Err(format!("backend {addr} is already known!"));
         }
         let ndx = u32::try_from(backends.len()).map_err(|_| "too many backends".to_string())?;
+        let name = address::display_name(&addr);
         backends.push(Arc::new(Backend {
             ndx,
             addr,
-            name: address::display_name(&addr),
+            logger: self.logger.new(slog::o!("backend" => name.clone())),
+            name,
             backend_type,
+            weight,
             state: AtomicU8::new(BackendState::Unknown as u8),
-            state_since: Mutex::new(Instant::now()),
+            change: Mutex::new(StateChange {
+                at: Instant::now(),
+                wall: SystemTime::now(),
+                reason: "added".to_string(),
+            }),
             connected_clients: AtomicU64::new(0),
             counters: BackendCounters::default(),
         }));
+        self.weighted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(0);
         Ok(ndx)
     }
 
@@ -152,34 +265,80 @@ impl BackendRegistry {
             .cloned()
     }
 
-    pub fn snapshot(&self) -> Vec<BackendInfo> {
+    pub fn all(&self) -> Vec<Arc<Backend>> {
         self.backends
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .map(|b| b.info())
-            .collect()
+            .clone()
     }
 
-    /// MySQL Proxy 0.8's default rule: among read-write backends that are
-    /// neither down nor offline, the one with the fewest connected clients;
-    /// ties go to the lowest index. Backends down for a while are first
-    /// given another chance (state unknown). `exclude` lists backends that
-    /// already failed for this client.
-    pub fn select(&self, exclude: &[u32]) -> Option<Arc<Backend>> {
+    pub fn snapshot(&self) -> Vec<BackendInfo> {
+        self.all().iter().map(|b| b.info()).collect()
+    }
+
+    /// Declares that a health checker now watches the backends.
+    pub fn set_health_checked(&self, checked: bool) {
+        self.health_checked.store(checked, Ordering::Relaxed);
+    }
+
+    /// Picks a read-write backend for a new client under `policy`, among
+    /// those neither down nor offline and not in `exclude` (backends that
+    /// already failed for this client). Without health checks, backends down
+    /// for a while are first given another chance (state unknown), as in
+    /// MySQL Proxy.
+    pub fn select(&self, policy: BalancePolicy, exclude: &[u32]) -> Option<Arc<Backend>> {
         let backends = self.backends.read().unwrap_or_else(PoisonError::into_inner);
-        for backend in backends.iter() {
-            if backend.state() == BackendState::Down && backend.down_for() > DOWN_RETRY_AFTER {
-                backend.set_state(BackendState::Unknown);
+        if !self.health_checked.load(Ordering::Relaxed) {
+            for backend in backends.iter() {
+                if backend.state() == BackendState::Down && backend.state_age() > DOWN_RETRY_AFTER {
+                    backend.set_state(BackendState::Unknown, "retrying after being down");
+                }
             }
         }
-        backends
+        let eligible: Vec<&Arc<Backend>> = backends
             .iter()
             .filter(|b| b.backend_type == BackendType::ReadWrite)
-            .filter(|b| !matches!(b.state(), BackendState::Down | BackendState::Offline))
+            .filter(|b| b.is_usable())
             .filter(|b| !exclude.contains(&b.ndx))
-            .min_by_key(|b| (b.connected_clients(), b.ndx))
-            .cloned()
+            .collect();
+        let chosen = match policy {
+            BalancePolicy::LeastConnections => eligible
+                .iter()
+                .min_by_key(|b| (b.connected_clients(), b.ndx))
+                .copied(),
+            BalancePolicy::FirstAvailable => eligible.first().copied(),
+            BalancePolicy::RoundRobin => {
+                let start = self.round_robin.fetch_add(1, Ordering::Relaxed);
+                (!eligible.is_empty()).then(|| eligible[start % eligible.len()])
+            }
+            BalancePolicy::Weighted => self.smooth_weighted(&eligible),
+        };
+        chosen.cloned()
+    }
+
+    /// Smooth weighted round-robin: every eligible backend gains its weight,
+    /// the one with the most is chosen and pays back the total. Over any
+    /// window of `total weight` picks each backend gets exactly its share,
+    /// evenly spread.
+    fn smooth_weighted<'a>(&self, eligible: &[&'a Arc<Backend>]) -> Option<&'a Arc<Backend>> {
+        let mut current = self.weighted.lock().unwrap_or_else(PoisonError::into_inner);
+        let total: i64 = eligible.iter().map(|b| i64::from(b.weight)).sum();
+        let mut best: Option<(&'a Arc<Backend>, i64)> = None;
+        for backend in eligible {
+            let Some(weight) = current.get_mut(backend.ndx as usize) else {
+                continue;
+            };
+            *weight += i64::from(backend.weight);
+            let value = *weight;
+            if best.is_none_or(|(_, best_value)| value > best_value) {
+                best = Some((backend, value));
+            }
+        }
+        let (chosen, _) = best?;
+        if let Some(weight) = current.get_mut(chosen.ndx as usize) {
+            *weight -= total;
+        }
+        Some(chosen)
     }
 }
 
@@ -187,27 +346,97 @@ impl BackendRegistry {
 mod tests {
     use super::*;
 
+    fn registry(addresses: &[(&str, BackendType)]) -> BackendRegistry {
+        let registry = BackendRegistry::new(slog::Logger::root(slog::Discard, slog::o!()));
+        for (address, backend_type) in addresses {
+            registry.add(address, *backend_type).unwrap();
+        }
+        registry
+    }
+
+    fn picks(registry: &BackendRegistry, policy: BalancePolicy, n: usize) -> Vec<u32> {
+        (0..n)
+            .map(|_| registry.select(policy, &[]).map_or(99, |b| b.ndx))
+            .collect()
+    }
+
     #[test]
     fn least_connected_read_write_backend_wins() {
-        let registry = BackendRegistry::default();
-        assert_eq!(registry.add("127.0.0.1:1", BackendType::ReadWrite), Ok(0));
-        assert_eq!(registry.add("127.0.0.1:2", BackendType::ReadWrite), Ok(1));
-        assert_eq!(registry.add("127.0.0.1:3", BackendType::ReadOnly), Ok(2));
+        let registry = registry(&[
+            ("127.0.0.1:1", BackendType::ReadWrite),
+            ("127.0.0.1:2", BackendType::ReadWrite),
+            ("127.0.0.1:3", BackendType::ReadOnly),
+        ]);
         assert!(registry.add("127.0.0.1:2", BackendType::ReadOnly).is_err());
+        let policy = BalancePolicy::LeastConnections;
 
-        let first = registry.select(&[]).map(|b| b.ndx);
-        assert_eq!(first, Some(0));
+        assert_eq!(registry.select(policy, &[]).map(|b| b.ndx), Some(0));
         let lease = registry.get(0).map(BackendLease::new);
-        assert_eq!(registry.select(&[]).map(|b| b.ndx), Some(1));
+        assert_eq!(registry.select(policy, &[]).map(|b| b.ndx), Some(1));
         drop(lease);
-        assert_eq!(registry.select(&[]).map(|b| b.ndx), Some(0));
-        assert_eq!(registry.select(&[0]).map(|b| b.ndx), Some(1));
+        assert_eq!(registry.select(policy, &[]).map(|b| b.ndx), Some(0));
+        assert_eq!(registry.select(policy, &[0]).map(|b| b.ndx), Some(1));
         assert!(
-            registry.select(&[0, 1]).is_none(),
+            registry.select(policy, &[0, 1]).is_none(),
             "read-only is never chosen"
         );
 
-        registry.get(0).map(|b| b.set_state(BackendState::Down));
-        assert_eq!(registry.select(&[]).map(|b| b.ndx), Some(1));
+        registry
+            .get(0)
+            .map(|b| b.set_state(BackendState::Down, "test"));
+        assert_eq!(registry.select(policy, &[]).map(|b| b.ndx), Some(1));
+        registry
+            .get(1)
+            .map(|b| b.set_state(BackendState::Offline, "test"));
+        assert!(registry.select(policy, &[]).is_none());
+    }
+
+    #[test]
+    fn round_robin_and_first_available() {
+        let registry = registry(&[
+            ("127.0.0.1:1", BackendType::ReadWrite),
+            ("127.0.0.1:2", BackendType::ReadWrite),
+            ("127.0.0.1:3", BackendType::ReadWrite),
+        ]);
+        assert_eq!(
+            picks(&registry, BalancePolicy::RoundRobin, 6),
+            [0, 1, 2, 0, 1, 2]
+        );
+        assert_eq!(
+            picks(&registry, BalancePolicy::FirstAvailable, 3),
+            [0, 0, 0]
+        );
+        if let Some(b) = registry.get(0) {
+            b.mark_down("test");
+        }
+        assert_eq!(picks(&registry, BalancePolicy::FirstAvailable, 2), [1, 1]);
+    }
+
+    #[test]
+    fn weighted_spreads_by_weight() {
+        let registry = registry(&[
+            ("127.0.0.1:1@3", BackendType::ReadWrite),
+            ("127.0.0.1:2", BackendType::ReadWrite),
+        ]);
+        let chosen = picks(&registry, BalancePolicy::Weighted, 8);
+        assert_eq!(chosen.iter().filter(|&&n| n == 0).count(), 6, "{chosen:?}");
+        assert_eq!(registry.get(0).map(|b| b.weight), Some(3));
+        assert!(registry
+            .add("127.0.0.1:4@0", BackendType::ReadWrite)
+            .is_err());
+        assert!(registry
+            .add("127.0.0.1:4@x", BackendType::ReadWrite)
+            .is_err());
+    }
+
+    #[test]
+    fn offline_is_kept_by_health_reports() {
+        let registry = registry(&[("127.0.0.1:1", BackendType::ReadWrite)]);
+        let backend = registry.get(0).unwrap();
+        backend.set_state(BackendState::Offline, "operator");
+        backend.mark_up("health check passed");
+        backend.mark_down("health check failed");
+        assert_eq!(backend.state(), BackendState::Offline);
+        assert_eq!(backend.info().state_reason.as_str(), "operator");
     }
 }

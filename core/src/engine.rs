@@ -11,6 +11,7 @@ use tokio::sync::{watch, Notify};
 
 use crate::address;
 use crate::backends::BackendRegistry;
+use crate::health::{HealthChecker, HealthConfig, StopChecking};
 use crate::host::CoreHost;
 use crate::listener::{EventThreads, Listener, StopAccepting};
 use crate::session::ListenerContext;
@@ -24,6 +25,8 @@ pub struct EngineConfig {
     pub max_packet_size: usize,
     /// How long a shutdown waits for sessions to finish their command.
     pub shutdown_grace: Duration,
+    /// Active health checks of the backends.
+    pub health: HealthConfig,
 }
 
 impl Default for EngineConfig {
@@ -32,6 +35,7 @@ impl Default for EngineConfig {
             event_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             max_packet_size: 1 << 30,
             shutdown_grace: Duration::from_secs(10),
+            health: HealthConfig::default(),
         }
     }
 }
@@ -133,7 +137,7 @@ impl Engine {
     pub fn new(config: EngineConfig, logger: slog::Logger) -> Self {
         Self {
             config,
-            registry: Arc::new(BackendRegistry::default()),
+            registry: Arc::new(BackendRegistry::new(logger.clone())),
             logger,
             sessions: SessionTracker::new(),
         }
@@ -181,6 +185,7 @@ impl Engine {
                     registry: Arc::clone(&self.registry),
                     logger: self.logger.new(slog::o!("plugin" => loaded.name.clone())),
                     connect_timeout: Duration::from_millis(spec.connect_timeout_ms),
+                    balance: spec.balance,
                     read_timeout: Duration::from_millis(spec.read_timeout_ms),
                     write_timeout: Duration::from_millis(spec.write_timeout_ms),
                     max_packet_size: self.config.max_packet_size,
@@ -190,7 +195,16 @@ impl Engine {
             }
             running_plugins.push((loaded.name, plugin));
         }
+        let health = (!self.config.health.interval.is_zero()).then(|| {
+            HealthChecker::new(
+                Arc::clone(&self.registry),
+                self.config.health.clone(),
+                self.logger.new(slog::o!("component" => "health")),
+            )
+            .start()
+        });
         Ok(Running {
+            health,
             listeners,
             plugins: running_plugins,
             sessions: Arc::clone(&self.sessions),
@@ -215,6 +229,7 @@ fn bind(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> 
 
 /// The engine while it runs.
 pub struct Running {
+    health: Option<Addr<HealthChecker>>,
     listeners: Vec<Addr<Listener>>,
     plugins: Vec<(String, Arc<PluginBox>)>,
     sessions: Arc<SessionTracker>,
@@ -230,6 +245,9 @@ impl Running {
     pub async fn shutdown(self) {
         for listener in &self.listeners {
             let _ = listener.send(StopAccepting).await;
+        }
+        if let Some(health) = &self.health {
+            let _ = health.send(StopChecking).await;
         }
         self.sessions.shutdown.send_replace(true);
         let live = self.sessions.live();

@@ -75,13 +75,21 @@ impl SessionError {
 
     /// The error the client is told about, if the protocol still allows
     /// telling it anything.
+    ///
+    /// A lost backend is not reported in an ERR packet: the codes clients
+    /// use for it (2013 "Lost connection", 2006 "gone away") are client-side
+    /// codes, and client libraries reject an ERR packet carrying one as
+    /// malformed. Closing the connection, as a crashed server would, makes
+    /// the client report 2013 for the in-flight command itself.
     pub fn client_error(&self) -> Option<SqlError> {
-        let lost = |text: String| Some(SqlError::new(2013, "HY000", text));
         match self {
             SessionError::ClientClosed
             | SessionError::ClientIo(_)
             | SessionError::ClientTimeout
-            | SessionError::PluginRefused(_) => None,
+            | SessionError::PluginRefused(_)
+            | SessionError::BackendClosed { .. }
+            | SessionError::BackendIo { .. }
+            | SessionError::BackendTimeout { .. } => None,
             SessionError::ClientPacketTooLarge { .. } => Some(SqlError::new(
                 1153,
                 "08S01",
@@ -92,19 +100,10 @@ impl SessionError {
                 "08S01",
                 format!("(proxy) protocol error: {message}"),
             )),
-            SessionError::BackendClosed { backend } => {
-                lost(format!("Lost connection to backend {backend} during query"))
-            }
-            SessionError::BackendIo { backend, error } => {
-                lost(format!("Lost connection to backend {backend}: {error}"))
-            }
-            SessionError::BackendTimeout { backend } => {
-                lost(format!("Lost connection to backend {backend}: timed out"))
-            }
             SessionError::BackendProtocol { backend, message } => Some(SqlError::new(
-                2027,
-                "HY000",
-                format!("Malformed packet from backend {backend}: {message}"),
+                1105,
+                "08S01",
+                format!("(proxy) malformed packet from backend {backend}: {message}"),
             )),
             SessionError::NoBackend => Some(SqlError::new(
                 1105,

@@ -45,19 +45,15 @@ impl HostFfi for CoreHost {
         }
     }
 
-    fn set_backend_state(&self, ndx: u32, state: BackendState) -> RResult<(), RString> {
+    fn set_backend_state(
+        &self,
+        ndx: u32,
+        state: BackendState,
+        reason: RStr<'_>,
+    ) -> RResult<(), RString> {
         match self.registry.get(ndx) {
             Some(backend) => {
-                let previous = backend.set_state(state);
-                if previous != state {
-                    slog::info!(
-                        self.logger,
-                        "backend {}: {} -> {} (set by plugin)",
-                        backend.name,
-                        previous.name(),
-                        state.name()
-                    );
-                }
+                backend.set_state(state, reason.as_str());
                 ROk(())
             }
             None => RErr(format!("no backend with index {ndx}").into()),

@@ -12,10 +12,12 @@ pub mod address;
 pub mod backends;
 pub mod engine;
 pub mod error;
+pub mod health;
 pub mod host;
 pub mod listener;
 pub mod logging;
 pub mod session;
 
 pub use engine::{Engine, EngineConfig, EngineError, LoadedPlugin, Running};
+pub use health::HealthConfig;
 pub use mysql_proxy_plugin_abi::HostHandle;

@@ -90,6 +90,24 @@ pub struct BackendInfo {
     pub backend_type: BackendType,
     /// Client connections currently using it.
     pub connected_clients: u64,
+    /// Share of new clients under the `weighted` policy (default 1).
+    pub weight: u32,
+    /// Connections to it that succeeded / failed (clients and health checks
+    /// alike).
+    pub connects: u64,
+    pub connect_failures: u64,
+    /// Client commands relayed to it.
+    pub queries: u64,
+    /// Bytes relayed to and from it.
+    pub bytes: u64,
+    /// Client sessions it ended by failing (lost connection, timeout,
+    /// protocol error).
+    pub errors: u64,
+    /// When the state last changed, in seconds since the Unix epoch.
+    pub state_since: u64,
+    /// Why the state last changed, e.g. `health check failed: connection
+    /// refused`.
+    pub state_reason: RString,
 }
 
 /// The host, as plugins see it. Cheap to clone and usable from any thread.
@@ -101,13 +119,20 @@ pub trait HostFfi: Send + Sync + Clone + 'static {
     /// All registered backends, in index order.
     fn backends(&self) -> RVec<BackendInfo>;
 
-    /// Registers a backend; returns its index. Fails on an unparsable or
-    /// duplicate address (the message says which).
+    /// Registers a backend; returns its index. The address may end in
+    /// `@<weight>` (e.g. `db1:3306@3`). Fails on an unparsable or duplicate
+    /// address (the message says which).
     fn add_backend(&self, address: RStr<'_>, backend_type: BackendType) -> RResult<u32, RString>;
 
-    /// Sets a backend's state (e.g. to take it offline).
+    /// Sets a backend's state (e.g. `Offline` to drain it); `reason` is
+    /// logged and shown with the state.
     #[sabi(last_prefix_field)]
-    fn set_backend_state(&self, ndx: u32, state: BackendState) -> RResult<(), RString>;
+    fn set_backend_state(
+        &self,
+        ndx: u32,
+        state: BackendState,
+        reason: RStr<'_>,
+    ) -> RResult<(), RString>;
 }
 
 /// The host handle given to a plugin's `init`.

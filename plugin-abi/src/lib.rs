@@ -61,7 +61,7 @@ pub use ffi::{
 pub use host::{BackendInfo, BackendState, BackendType, HostFfi, HostFfi_TO, HostHandle, LogLevel};
 pub use options::{OptionKind, OptionSpec, OptionValue, PluginOptions};
 pub use session::{
-    AuthDecision, AuthResultDecision, ConnectDecision, HandshakeDecision, InjectedResult,
-    Injection, ListenerSpec, OkResponse, QueryDecision, Response, ResponseColumn, ResultDecision,
-    ResultKind, ResultSetResponse, SessionState, SqlError,
+    AuthDecision, AuthResultDecision, BalancePolicy, ConnectDecision, HandshakeDecision,
+    InjectedResult, Injection, ListenerSpec, OkResponse, QueryDecision, Response, ResponseColumn,
+    ResultDecision, ResultKind, ResultSetResponse, SessionState, SqlError,
 };

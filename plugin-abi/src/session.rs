@@ -25,6 +25,40 @@ pub struct ListenerSpec {
     /// How long to wait for a peer to accept what is written to it, in
     /// milliseconds (`--proxy-write-timeout`).
     pub write_timeout_ms: u64,
+    /// How the host picks a backend for a client when the plugin leaves the
+    /// choice to it.
+    pub balance: BalancePolicy,
+}
+
+/// The host's rule for picking a read-write backend for a new client.
+/// Backends that are down or offline are never picked.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BalancePolicy {
+    /// Fewest connected clients; ties go to the lowest index (MySQL Proxy
+    /// 0.8's rule, the default).
+    LeastConnections,
+    /// Each backend in turn.
+    RoundRobin,
+    /// In proportion to the backends' weights (smooth weighted round-robin).
+    Weighted,
+    /// The first usable one in index order: an ordered failover list.
+    FirstAvailable,
+}
+
+impl BalancePolicy {
+    /// Every policy with its option value.
+    pub const ALL: [(&'static str, BalancePolicy); 4] = [
+        ("least-connections", BalancePolicy::LeastConnections),
+        ("round-robin", BalancePolicy::RoundRobin),
+        ("weighted", BalancePolicy::Weighted),
+        ("first-available", BalancePolicy::FirstAvailable),
+    ];
+
+    /// Parses an option value such as `round-robin`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, p)| *p)
+    }
 }
 
 impl ListenerSpec {
@@ -37,6 +71,7 @@ impl ListenerSpec {
             connect_timeout_ms: 2_000,
             read_timeout_ms: 8 * 3600 * 1000,
             write_timeout_ms: 8 * 3600 * 1000,
+            balance: BalancePolicy::LeastConnections,
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod paths;
 pub mod process;
 pub mod proxy;
 pub mod raw;
+pub mod sysbench;
 
 pub use client::{
     expect_success, mariadb_admin, mariadb_cli, Endpoint, TEST_DB, TEST_PASSWORD, TEST_USER,
@@ -25,4 +26,5 @@ pub use mariadb::{MariaDb, MariaDbBuilder};
 pub use net::{free_port, port_accepts};
 pub use paths::{build_dir, proxy_binary};
 pub use proxy::{spawn_expect_exit, Proxy, ProxyBuilder, StartError};
-pub use raw::{RawConn, RawError, ServerError};
+pub use raw::{RawConn, RawError, ServerError, StreamEnd};
+pub use sysbench::Sysbench;

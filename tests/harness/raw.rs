@@ -1,5 +1,6 @@
 //! A minimal blocking MySQL protocol client for commands no real client sends on
-//! demand (COM_FIELD_LIST, COM_STATISTICS, COM_RESET_CONNECTION, raw COM_*).
+//! demand (COM_FIELD_LIST, COM_STATISTICS, COM_RESET_CONNECTION, COM_SET_OPTION,
+//! cursors and COM_STMT_*, raw COM_*), and for sending malformed bytes on purpose.
 //!
 //! It speaks protocol 41 with `mysql_native_password` (and the auth switch to it),
 //! without CLIENT_DEPRECATE_EOF, SSL or compression.
@@ -21,18 +22,58 @@ pub mod cmd {
     pub const FIELD_LIST: u8 = 0x04;
     pub const STATISTICS: u8 = 0x09;
     pub const PING: u8 = 0x0e;
+    pub const STMT_PREPARE: u8 = 0x16;
+    pub const STMT_EXECUTE: u8 = 0x17;
+    pub const STMT_SEND_LONG_DATA: u8 = 0x18;
+    pub const STMT_CLOSE: u8 = 0x19;
+    pub const STMT_RESET: u8 = 0x1a;
+    pub const SET_OPTION: u8 = 0x1b;
+    pub const STMT_FETCH: u8 = 0x1c;
     pub const RESET_CONNECTION: u8 = 0x1f;
 }
+
+/// Server status flags (in OK and EOF packets).
+pub mod status {
+    pub const AUTOCOMMIT: u16 = 0x0002;
+    pub const MORE_RESULTS_EXISTS: u16 = 0x0008;
+    pub const CURSOR_EXISTS: u16 = 0x0040;
+    pub const LAST_ROW_SENT: u16 = 0x0080;
+}
+
+/// Column types of the binary protocol the tests encode or decode.
+pub mod column_type {
+    pub const TINY: u8 = 1;
+    pub const SHORT: u8 = 2;
+    pub const LONG: u8 = 3;
+    pub const NULL: u8 = 6;
+    pub const LONGLONG: u8 = 8;
+    pub const INT24: u8 = 9;
+    pub const YEAR: u8 = 13;
+    pub const VARCHAR: u8 = 15;
+    pub const BLOB: u8 = 252;
+    pub const VAR_STRING: u8 = 253;
+    pub const STRING: u8 = 254;
+}
+
+/// COM_STMT_EXECUTE flag: open a read-only cursor (rows come by COM_STMT_FETCH).
+pub const CURSOR_TYPE_READ_ONLY: u8 = 1;
+/// COM_SET_OPTION arguments.
+pub const MYSQL_OPTION_MULTI_STATEMENTS_ON: u16 = 0;
+pub const MYSQL_OPTION_MULTI_STATEMENTS_OFF: u16 = 1;
 
 const CLIENT_LONG_PASSWORD: u32 = 1;
 const CLIENT_LONG_FLAG: u32 = 1 << 2;
 const CLIENT_CONNECT_WITH_DB: u32 = 1 << 3;
-const CLIENT_PROTOCOL_41: u32 = 1 << 9;
+pub const CLIENT_PROTOCOL_41: u32 = 1 << 9;
 const CLIENT_TRANSACTIONS: u32 = 1 << 13;
 const CLIENT_SECURE_CONNECTION: u32 = 1 << 15;
-const CLIENT_MULTI_RESULTS: u32 = 1 << 17;
+pub const CLIENT_MULTI_STATEMENTS: u32 = 1 << 16;
+pub const CLIENT_MULTI_RESULTS: u32 = 1 << 17;
 const CLIENT_PLUGIN_AUTH: u32 = 1 << 19;
-const MAX_PAYLOAD: usize = 0xFF_FFFF;
+/// The largest payload of one physical packet; a packet this long continues in the next.
+pub const MAX_PAYLOAD: usize = 0xFF_FFFF;
+/// How long [`RawConn`] waits for the server by default.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 const NATIVE_PASSWORD: &str = "mysql_native_password";
 
 /// A server ERR packet.
@@ -107,11 +148,71 @@ pub struct Greeting {
     pub scramble: Vec<u8>,
 }
 
-/// An authenticated connection in the command phase.
+/// A column definition's fields the tests look at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Column {
+    pub name: String,
+    pub column_type: u8,
+    pub flags: u16,
+}
+
+/// One result of a COM_QUERY: an OK (no columns) or a text result set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TextResult {
+    pub columns: Vec<Column>,
+    pub rows: Vec<Vec<Option<String>>>,
+    pub affected_rows: u64,
+    /// Status flags of the OK or of the EOF that ended the rows.
+    pub status: u16,
+}
+
+/// A prepared statement, as COM_STMT_PREPARE described it.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    pub id: u32,
+    pub params: u16,
+    pub columns: Vec<Column>,
+}
+
+/// A COM_STMT_EXECUTE parameter.
+#[derive(Clone, Debug)]
+pub enum Param {
+    Null,
+    Int(i64),
+    Bytes(Vec<u8>),
+    /// Sent before with COM_STMT_SEND_LONG_DATA: only its type goes in the execute.
+    LongData,
+}
+
+/// The answer to COM_STMT_EXECUTE: an OK, or column definitions followed by
+/// binary rows (none when a cursor was opened).
+#[derive(Clone, Debug)]
+pub struct StmtResult {
+    pub columns: Vec<Column>,
+    /// Binary row payloads, undecoded (see [`decode_binary_row`]).
+    pub rows: Vec<Vec<u8>>,
+    pub affected_rows: u64,
+    /// Status flags of the OK, or of the EOF after the columns (cursor) or rows.
+    pub status: u16,
+}
+
+/// A value of a binary row, for the column types [`decode_binary_row`] knows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BinValue {
+    Null,
+    Int(i64),
+    UInt(u64),
+    Bytes(Vec<u8>),
+}
+
+/// An authenticated connection in the command phase (or, from [`RawConn::open`],
+/// one that has only read the server's greeting).
 pub struct RawConn {
     stream: TcpStream,
     seq: u8,
     pub greeting: Greeting,
+    /// Capabilities the client sent in its auth response.
+    pub capabilities: u32,
 }
 
 impl RawConn {
@@ -122,9 +223,29 @@ impl RawConn {
         password: &str,
         db: Option<&str>,
     ) -> Result<RawConn, RawError> {
+        RawConn::connect_with(endpoint, user, password, db, 0)
+    }
+
+    /// Like [`RawConn::connect`], also asking for the capability flags `extra`
+    /// (e.g. [`CLIENT_MULTI_STATEMENTS`]) if the server offers them.
+    pub fn connect_with(
+        endpoint: &Endpoint,
+        user: &str,
+        password: &str,
+        db: Option<&str>,
+        extra: u32,
+    ) -> Result<RawConn, RawError> {
+        let mut conn = RawConn::open(endpoint)?;
+        conn.login(user, password, db, extra)?;
+        Ok(conn)
+    }
+
+    /// Connects and reads the server's greeting, nothing more: the caller sends
+    /// the auth response (or anything else) itself.
+    pub fn open(endpoint: &Endpoint) -> Result<RawConn, RawError> {
         let stream = TcpStream::connect((endpoint.host.as_str(), endpoint.port))?;
-        stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-        stream.set_write_timeout(Some(Duration::from_secs(60)))?;
+        stream.set_read_timeout(Some(DEFAULT_TIMEOUT))?;
+        stream.set_write_timeout(Some(DEFAULT_TIMEOUT))?;
         stream.set_nodelay(true)?;
         let mut conn = RawConn {
             stream,
@@ -138,21 +259,23 @@ impl RawConn {
                 auth_plugin: String::new(),
                 scramble: Vec::new(),
             },
+            capabilities: 0,
         };
         let first = conn.read_packet()?;
         if let Some(err) = ServerError::parse(&first) {
             return Err(RawError::Server(err));
         }
         conn.greeting = parse_greeting(&first)?;
-        conn.authenticate(user, password, db)?;
         Ok(conn)
     }
 
-    fn authenticate(
+    /// Sends the auth response after [`RawConn::open`] and completes the login.
+    pub fn login(
         &mut self,
         user: &str,
         password: &str,
         db: Option<&str>,
+        extra: u32,
     ) -> Result<(), RawError> {
         let mut caps = CLIENT_LONG_PASSWORD
             | CLIENT_LONG_FLAG
@@ -160,11 +283,13 @@ impl RawConn {
             | CLIENT_TRANSACTIONS
             | CLIENT_SECURE_CONNECTION
             | CLIENT_MULTI_RESULTS
-            | CLIENT_PLUGIN_AUTH;
+            | CLIENT_PLUGIN_AUTH
+            | extra;
         if db.is_some() {
             caps |= CLIENT_CONNECT_WITH_DB;
         }
         caps &= self.greeting.capabilities | CLIENT_LONG_PASSWORD;
+        self.capabilities = caps;
         let auth = native_password(password.as_bytes(), &self.greeting.scramble);
         let mut p = Vec::new();
         p.extend_from_slice(&caps.to_le_bytes());
@@ -337,6 +462,308 @@ impl RawConn {
         }
     }
 
+    /// COM_QUERY; every result it produced (several with multi-statements, as
+    /// long as SERVER_MORE_RESULTS_EXISTS says more follow). An ERR ends it as
+    /// the error.
+    pub fn query_results(&mut self, sql: &str) -> Result<Vec<TextResult>, RawError> {
+        self.send_command(cmd::QUERY, sql.as_bytes())?;
+        let mut results = Vec::new();
+        loop {
+            let result = self.read_text_result()?;
+            let more = result.status & status::MORE_RESULTS_EXISTS != 0;
+            results.push(result);
+            if !more {
+                return Ok(results);
+            }
+        }
+    }
+
+    fn read_text_result(&mut self) -> Result<TextResult, RawError> {
+        let first = self.read_packet()?;
+        match first.first() {
+            Some(0x00) => {
+                let (affected_rows, status) = parse_ok(&first)?;
+                return Ok(TextResult {
+                    columns: Vec::new(),
+                    rows: Vec::new(),
+                    affected_rows,
+                    status,
+                });
+            }
+            Some(0xff) => return Err(server_error(&first)),
+            Some(0xfb) => return Err(RawError::Protocol("LOCAL INFILE request".into())),
+            _ => {}
+        }
+        let columns = self.read_columns(column_count(&first)?)?;
+        self.read_eof("after column definitions")?;
+        let mut rows = Vec::new();
+        loop {
+            let packet = self.read_packet()?;
+            if is_eof(&packet) {
+                return Ok(TextResult {
+                    columns,
+                    rows,
+                    affected_rows: 0,
+                    status: eof_status(&packet),
+                });
+            }
+            if packet.first() == Some(&0xff) {
+                return Err(server_error(&packet));
+            }
+            let mut pos = 0;
+            let mut row = Vec::with_capacity(columns.len());
+            for _ in 0..columns.len() {
+                if packet.get(pos) == Some(&0xfb) {
+                    pos += 1;
+                    row.push(None);
+                } else {
+                    let value = read_lenenc_bytes(&packet, &mut pos)
+                        .ok_or_else(|| RawError::Protocol(format!("bad text row {packet:02x?}")))?;
+                    row.push(Some(String::from_utf8_lossy(value).into_owned()));
+                }
+            }
+            rows.push(row);
+        }
+    }
+
+    /// COM_SET_OPTION; returns the server's reply payload (EOF, or OK) as is.
+    pub fn set_option(&mut self, option: u16) -> Result<Vec<u8>, RawError> {
+        self.send_command(cmd::SET_OPTION, &option.to_le_bytes())?;
+        let reply = self.read_packet()?;
+        if reply.first() == Some(&0xff) {
+            return Err(server_error(&reply));
+        }
+        Ok(reply)
+    }
+
+    /// COM_STMT_PREPARE: the statement id, parameter count and result columns.
+    pub fn prepare(&mut self, sql: &str) -> Result<Prepared, RawError> {
+        self.send_command(cmd::STMT_PREPARE, sql.as_bytes())?;
+        let ok = self.read_packet()?;
+        match ok.first() {
+            Some(0x00) if ok.len() >= 12 => {}
+            Some(0xff) => return Err(server_error(&ok)),
+            _ => {
+                return Err(RawError::Protocol(format!(
+                    "expected COM_STMT_PREPARE OK, got {ok:02x?}"
+                )))
+            }
+        }
+        let id = u32::from_le_bytes([ok[1], ok[2], ok[3], ok[4]]);
+        let columns = u16::from_le_bytes([ok[5], ok[6]]);
+        let params = u16::from_le_bytes([ok[7], ok[8]]);
+        if params > 0 {
+            self.read_columns(params.into())?;
+            self.read_eof("after parameter definitions")?;
+        }
+        let columns = if columns > 0 {
+            let columns = self.read_columns(columns.into())?;
+            self.read_eof("after column definitions")?;
+            columns
+        } else {
+            Vec::new()
+        };
+        Ok(Prepared {
+            id,
+            params,
+            columns,
+        })
+    }
+
+    /// COM_STMT_EXECUTE with `flags` (e.g. [`CURSOR_TYPE_READ_ONLY`]) and the
+    /// parameters bound anew. With a cursor open, the rows stay on the server.
+    pub fn execute(
+        &mut self,
+        stmt: &Prepared,
+        flags: u8,
+        params: &[Param],
+    ) -> Result<StmtResult, RawError> {
+        if params.len() != usize::from(stmt.params) {
+            return Err(RawError::Protocol(format!(
+                "{} parameters for a statement with {}",
+                params.len(),
+                stmt.params
+            )));
+        }
+        let mut arg = Vec::new();
+        arg.extend_from_slice(&stmt.id.to_le_bytes());
+        arg.push(flags);
+        arg.extend_from_slice(&1u32.to_le_bytes());
+        if !params.is_empty() {
+            let mut nulls = vec![0u8; params.len().div_ceil(8)];
+            for (i, param) in params.iter().enumerate() {
+                if matches!(param, Param::Null) {
+                    nulls[i / 8] |= 1 << (i % 8);
+                }
+            }
+            arg.extend_from_slice(&nulls);
+            arg.push(1); // new_params_bound_flag
+            for param in params {
+                let kind = match param {
+                    Param::Null => column_type::NULL,
+                    Param::Int(_) => column_type::LONGLONG,
+                    Param::Bytes(_) => column_type::VAR_STRING,
+                    Param::LongData => column_type::BLOB,
+                };
+                arg.extend_from_slice(&[kind, 0]);
+            }
+            for param in params {
+                match param {
+                    Param::Int(v) => arg.extend_from_slice(&v.to_le_bytes()),
+                    Param::Bytes(b) => {
+                        write_lenenc_int(&mut arg, b.len() as u64);
+                        arg.extend_from_slice(b);
+                    }
+                    Param::Null | Param::LongData => {}
+                }
+            }
+        }
+        self.send_command(cmd::STMT_EXECUTE, &arg)?;
+        let first = self.read_packet()?;
+        match first.first() {
+            Some(0x00) => {
+                let (affected_rows, status) = parse_ok(&first)?;
+                return Ok(StmtResult {
+                    columns: Vec::new(),
+                    rows: Vec::new(),
+                    affected_rows,
+                    status,
+                });
+            }
+            Some(0xff) => return Err(server_error(&first)),
+            _ => {}
+        }
+        let columns = self.read_columns(column_count(&first)?)?;
+        let eof = self.read_eof("after column definitions")?;
+        let status = eof_status(&eof);
+        if status & status::CURSOR_EXISTS != 0 {
+            return Ok(StmtResult {
+                columns,
+                rows: Vec::new(),
+                affected_rows: 0,
+                status,
+            });
+        }
+        let (rows, status) = self.read_binary_rows()?;
+        Ok(StmtResult {
+            columns,
+            rows,
+            affected_rows: 0,
+            status,
+        })
+    }
+
+    /// COM_STMT_FETCH of up to `rows` rows from the statement's open cursor:
+    /// the binary row payloads and the status of the EOF that ends them.
+    pub fn fetch(&mut self, stmt_id: u32, rows: u32) -> Result<(Vec<Vec<u8>>, u16), RawError> {
+        let mut arg = stmt_id.to_le_bytes().to_vec();
+        arg.extend_from_slice(&rows.to_le_bytes());
+        self.send_command(cmd::STMT_FETCH, &arg)?;
+        self.read_binary_rows()
+    }
+
+    fn read_binary_rows(&mut self) -> Result<(Vec<Vec<u8>>, u16), RawError> {
+        let mut rows = Vec::new();
+        loop {
+            let packet = self.read_packet()?;
+            match packet.first() {
+                _ if is_eof(&packet) => return Ok((rows, eof_status(&packet))),
+                Some(0xff) => return Err(server_error(&packet)),
+                Some(0x00) => rows.push(packet),
+                _ => {
+                    return Err(RawError::Protocol(format!(
+                        "expected a binary row, got {packet:02x?}"
+                    )))
+                }
+            }
+        }
+    }
+
+    /// COM_STMT_SEND_LONG_DATA (the server sends no reply).
+    pub fn send_long_data(
+        &mut self,
+        stmt_id: u32,
+        param: u16,
+        data: &[u8],
+    ) -> Result<(), RawError> {
+        let mut arg = stmt_id.to_le_bytes().to_vec();
+        arg.extend_from_slice(&param.to_le_bytes());
+        arg.extend_from_slice(data);
+        self.send_command(cmd::STMT_SEND_LONG_DATA, &arg)
+    }
+
+    /// COM_STMT_RESET (OK or ERR).
+    pub fn stmt_reset(&mut self, stmt_id: u32) -> Result<(), RawError> {
+        self.simple_command(cmd::STMT_RESET, &stmt_id.to_le_bytes())
+            .map(drop)
+    }
+
+    /// COM_STMT_CLOSE (the server sends no reply).
+    pub fn stmt_close(&mut self, stmt_id: u32) -> Result<(), RawError> {
+        self.send_command(cmd::STMT_CLOSE, &stmt_id.to_le_bytes())
+    }
+
+    fn read_columns(&mut self, count: u64) -> Result<Vec<Column>, RawError> {
+        (0..count)
+            .map(|_| parse_column(&self.read_packet()?))
+            .collect()
+    }
+
+    fn read_eof(&mut self, what: &str) -> Result<Vec<u8>, RawError> {
+        let eof = self.read_packet()?;
+        if is_eof(&eof) {
+            Ok(eof)
+        } else if eof.first() == Some(&0xff) {
+            Err(server_error(&eof))
+        } else {
+            Err(RawError::Protocol(format!(
+                "expected EOF {what}, got {eof:02x?}"
+            )))
+        }
+    }
+
+    /// Sets the socket's read timeout (60 s by default).
+    pub fn set_read_timeout(&self, timeout: Duration) -> io::Result<()> {
+        self.stream.set_read_timeout(Some(timeout))
+    }
+
+    /// Writes `bytes` as they are: no framing, the sequence id is left alone.
+    pub fn write_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    /// The socket, e.g. to close it in a particular way.
+    pub fn into_stream(self) -> TcpStream {
+        self.stream
+    }
+
+    /// Half-closes the connection: the peer reads end-of-stream, replies can still arrive.
+    pub fn shutdown_write(&self) -> io::Result<()> {
+        self.stream.shutdown(std::net::Shutdown::Write)
+    }
+
+    /// Reads everything the peer sends until it closes the connection or the
+    /// read timeout passes; returns the bytes and how the stream ended.
+    pub fn drain(&mut self) -> (Vec<u8>, StreamEnd) {
+        let mut received = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => return (received, StreamEnd::Closed),
+                Ok(n) => received.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let end = match e.kind() {
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => StreamEnd::TimedOut,
+                        io::ErrorKind::ConnectionReset => StreamEnd::Reset,
+                        kind => StreamEnd::Failed(kind),
+                    };
+                    return (received, end);
+                }
+            }
+        }
+    }
+
     /// Reads one logical packet (joining 0xFFFFFF-byte continuations); checks the sequence id.
     pub fn read_packet(&mut self) -> Result<Vec<u8>, RawError> {
         let mut payload = Vec::new();
@@ -360,6 +787,17 @@ impl RawConn {
         }
     }
 
+    /// Reads one physical packet whatever its sequence id: (sequence id, payload).
+    /// For peers that may answer out of turn, e.g. an error after a malformed packet.
+    pub fn read_frame(&mut self) -> Result<(u8, Vec<u8>), RawError> {
+        let mut header = [0u8; 4];
+        self.stream.read_exact(&mut header)?;
+        let len = u32::from_le_bytes([header[0], header[1], header[2], 0]) as usize;
+        let mut payload = vec![0; len];
+        self.stream.read_exact(&mut payload)?;
+        Ok((header[3], payload))
+    }
+
     /// Writes one logical packet, split into 0xFFFFFF-byte pieces as the protocol requires.
     pub fn write_packet(&mut self, payload: &[u8]) -> Result<(), RawError> {
         let mut rest = payload;
@@ -375,6 +813,162 @@ impl RawConn {
             if len < MAX_PAYLOAD {
                 return Ok(());
             }
+        }
+    }
+}
+
+/// How the stream ended for [`RawConn::drain`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// End of stream: the peer closed the connection.
+    Closed,
+    /// The peer reset the connection.
+    Reset,
+    /// Nothing more arrived within the read timeout; the connection is still open.
+    TimedOut,
+    Failed(io::ErrorKind),
+}
+
+/// Splits bytes read from a connection into (sequence id, payload) frames;
+/// `None` if they do not end on a frame boundary.
+pub fn split_frames(mut bytes: &[u8]) -> Option<Vec<(u8, Vec<u8>)>> {
+    let mut frames = Vec::new();
+    while !bytes.is_empty() {
+        let header = bytes.get(..4)?;
+        let len = u32::from_le_bytes([header[0], header[1], header[2], 0]) as usize;
+        let payload = bytes.get(4..4 + len)?;
+        frames.push((header[3], payload.to_vec()));
+        bytes = &bytes[4 + len..];
+    }
+    Some(frames)
+}
+
+/// Decodes a binary-protocol row (`0x00`, NULL bitmap, values) for integer and
+/// string-like columns; other column types are a protocol error here.
+pub fn decode_binary_row(columns: &[Column], row: &[u8]) -> Result<Vec<BinValue>, RawError> {
+    let bad = |why: &str| RawError::Protocol(format!("binary row: {why}: {row:02x?}"));
+    if row.first() != Some(&0x00) {
+        return Err(bad("no 0x00 header"));
+    }
+    let bitmap_len = (columns.len() + 7 + 2) / 8;
+    let bitmap = row
+        .get(1..1 + bitmap_len)
+        .ok_or_else(|| bad("short NULL bitmap"))?;
+    let mut pos = 1 + bitmap_len;
+    let mut values = Vec::with_capacity(columns.len());
+    for (i, column) in columns.iter().enumerate() {
+        let bit = i + 2;
+        if bitmap[bit / 8] & (1 << (bit % 8)) != 0 {
+            values.push(BinValue::Null);
+            continue;
+        }
+        let width = match column.column_type {
+            column_type::TINY => 1,
+            column_type::SHORT | column_type::YEAR => 2,
+            column_type::LONG | column_type::INT24 => 4,
+            column_type::LONGLONG => 8,
+            _ => 0,
+        };
+        if width == 0 {
+            let string_like = matches!(column.column_type, 0 | 15 | 245..=254);
+            if !string_like {
+                return Err(bad(&format!("column type {}", column.column_type)));
+            }
+            let bytes = read_lenenc_bytes(row, &mut pos).ok_or_else(|| bad("bad string"))?;
+            values.push(BinValue::Bytes(bytes.to_vec()));
+            continue;
+        }
+        let bytes = row
+            .get(pos..pos + width)
+            .ok_or_else(|| bad("short integer"))?;
+        pos += width;
+        let mut raw = [0u8; 8];
+        raw[..width].copy_from_slice(bytes);
+        let unsigned = u64::from_le_bytes(raw);
+        let value = if column.flags & UNSIGNED_FLAG != 0 {
+            BinValue::UInt(unsigned)
+        } else {
+            // Sign-extend from `width` bytes.
+            let shift = 64 - 8 * width as u32;
+            BinValue::Int(((unsigned << shift) as i64) >> shift)
+        };
+        values.push(value);
+    }
+    if pos != row.len() {
+        return Err(bad("trailing bytes"));
+    }
+    Ok(values)
+}
+
+/// Column flag: an unsigned integer.
+const UNSIGNED_FLAG: u16 = 0x0020;
+
+/// An OK payload's affected rows and status flags.
+fn parse_ok(p: &[u8]) -> Result<(u64, u16), RawError> {
+    let bad = || RawError::Protocol(format!("malformed OK {p:02x?}"));
+    let mut pos = 1;
+    let affected = read_lenenc_int(p, &mut pos).ok_or_else(bad)?;
+    read_lenenc_int(p, &mut pos).ok_or_else(bad)?;
+    let status = p.get(pos..pos + 2).ok_or_else(bad)?;
+    Ok((affected, u16::from_le_bytes([status[0], status[1]])))
+}
+
+/// A classic EOF packet (a longer `0xFE` packet is a row).
+fn is_eof(p: &[u8]) -> bool {
+    p.first() == Some(&0xfe) && p.len() < 9
+}
+
+/// Status flags of an EOF payload (`0xFE`, warnings, status).
+fn eof_status(p: &[u8]) -> u16 {
+    match p.get(3..5) {
+        Some(s) => u16::from_le_bytes([s[0], s[1]]),
+        None => 0,
+    }
+}
+
+fn column_count(p: &[u8]) -> Result<u64, RawError> {
+    let mut pos = 0;
+    match read_lenenc_int(p, &mut pos) {
+        Some(count) if count > 0 && pos == p.len() => Ok(count),
+        _ => Err(RawError::Protocol(format!("bad column count {p:02x?}"))),
+    }
+}
+
+/// ColumnDefinition41: catalog, schema, table, org_table, name, org_name, then
+/// the fixed fields (charset, length, type, flags, decimals).
+fn parse_column(p: &[u8]) -> Result<Column, RawError> {
+    let bad = || RawError::Protocol(format!("malformed column definition {p:02x?}"));
+    let mut pos = 0;
+    let mut name = b"".as_slice();
+    for i in 0..6 {
+        let field = read_lenenc_bytes(p, &mut pos).ok_or_else(bad)?;
+        if i == 4 {
+            name = field;
+        }
+    }
+    read_lenenc_int(p, &mut pos).ok_or_else(bad)?;
+    let fixed = p.get(pos..pos + 9).ok_or_else(bad)?;
+    Ok(Column {
+        name: String::from_utf8_lossy(name).into_owned(),
+        column_type: fixed[6],
+        flags: u16::from_le_bytes([fixed[7], fixed[8]]),
+    })
+}
+
+fn write_lenenc_int(out: &mut Vec<u8>, v: u64) {
+    match v {
+        0..=0xfa => out.push(v as u8),
+        0xfb..=0xffff => {
+            out.push(0xfc);
+            out.extend_from_slice(&(v as u16).to_le_bytes());
+        }
+        0x1_0000..=0xff_ffff => {
+            out.push(0xfd);
+            out.extend_from_slice(&(v as u32).to_le_bytes()[..3]);
+        }
+        _ => {
+            out.push(0xfe);
+            out.extend_from_slice(&v.to_le_bytes());
         }
     }
 }

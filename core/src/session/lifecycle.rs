@@ -9,8 +9,8 @@ use bytes::Bytes;
 use mysql_proxy_plugin_abi::{
     abi_stable::nonexhaustive_enum::{GetEnumInfo, NonExhaustive},
     abi_stable::std_types::{RNone, RResult, RSome, RVec},
-    AuthDecision, AuthResultDecision, BackendState, ConnectDecision, HandshakeDecision, HooksBox,
-    Injection, QueryDecision, Response, SessionState, SqlError,
+    AuthDecision, AuthResultDecision, ConnectDecision, HandshakeDecision, HooksBox, Injection,
+    QueryDecision, Response, SessionState, SqlError,
 };
 use mysql_proxy_protocol::constants::{CapabilityFlags, Command};
 use mysql_proxy_protocol::packets::{HandshakeResponse41, HandshakeV10};
@@ -21,7 +21,7 @@ use super::conn::{Conn, ConnError, RawPacket};
 use super::relay::{self, Sink};
 use super::reply;
 use super::ListenerContext;
-use crate::backends::BackendLease;
+use crate::backends::{BackendCounters, BackendLease};
 use crate::error::SessionError;
 
 /// Capabilities the proxy never lets client and server negotiate: TLS and
@@ -56,6 +56,8 @@ pub(super) struct Server {
     pub conn: Conn,
     /// Keeps the backend's `connected_clients` count while held.
     pub lease: BackendLease,
+    /// The handshake, read while connecting, until `read_handshake` takes it.
+    pub greeting: Option<RawPacket>,
 }
 
 impl Server {
@@ -91,7 +93,7 @@ pub(super) fn client_error(error: ConnError) -> SessionError {
 /// Where the client stands in the protocol, so an error can be framed the
 /// way the client expects it at that moment.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum ClientStage {
+pub(super) enum ClientStage {
     /// No handshake sent yet: errors use the pre-4.1 format with sequence 0.
     BeforeHandshake,
     /// Handshake sent: 4.1 errors continuing the client's sequence.
@@ -111,7 +113,7 @@ pub(super) struct Session {
     pub capabilities: CapabilityFlags,
     /// Capabilities of the handshake the client saw.
     greeting_capabilities: CapabilityFlags,
-    stage: ClientStage,
+    pub stage: ClientStage,
     /// Backends that failed to connect for this client, not tried again.
     failed_backends: Vec<u32>,
     logger: slog::Logger,
@@ -186,67 +188,60 @@ impl Session {
         }
     }
 
-    /// Connects to the wanted backend if it is usable, else to the default
-    /// choice; every failed backend is marked down and the next one tried.
+    /// Connects to the wanted backend if it is usable, else to the one the
+    /// balancing policy picks; every backend that fails is marked down and
+    /// the next one tried, so the client sees a failure only when none is
+    /// left. Connecting includes receiving the server's handshake: a server
+    /// that accepts but never greets is as down as one that refuses.
     async fn connect_backend(&mut self, mut wanted: Option<u32>) -> Result<Server, SessionError> {
         let registry = Arc::clone(&self.context.registry);
         loop {
             let candidate = wanted
                 .take()
                 .and_then(|ndx| registry.get(ndx))
-                .filter(|b| !matches!(b.state(), BackendState::Down | BackendState::Offline))
-                .filter(|b| !self.failed_backends.contains(&b.ndx))
-                .or_else(|| registry.select(&self.failed_backends));
+                .filter(|b| b.is_usable() && !self.failed_backends.contains(&b.ndx))
+                .or_else(|| registry.select(self.context.balance, &self.failed_backends));
             let Some(backend) = candidate else {
                 slog::error!(self.logger, "Cannot connect, all backends are down.");
                 return Err(SessionError::NoBackend);
             };
-            let connect = TcpStream::connect(backend.addr);
-            let outcome = tokio::time::timeout(self.context.connect_timeout, connect).await;
-            let failure = match outcome {
-                Ok(Ok(stream)) => {
-                    backend
-                        .counters
-                        .connects
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let previous = backend.set_state(BackendState::Up);
-                    if previous != BackendState::Up {
-                        slog::info!(
-                            self.logger,
-                            "backend {}: {} -> up (connected)",
-                            backend.name,
-                            previous.name()
-                        );
-                    }
-                    let conn = Conn::new(
-                        stream,
-                        self.context.read_timeout,
-                        self.context.write_timeout,
-                        self.context.max_packet_size,
-                    );
+            let timeout = self.context.connect_timeout;
+            let attempt = tokio::time::timeout(timeout, async {
+                let stream = TcpStream::connect(backend.addr)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let mut conn = Conn::new(
+                    stream,
+                    self.context.read_timeout,
+                    self.context.write_timeout,
+                    self.context.max_packet_size,
+                );
+                let greeting = conn.read_packet().await.map_err(|e| match e {
+                    ConnError::Closed => "closed before sending its handshake".to_string(),
+                    ConnError::Timeout => "no handshake".to_string(),
+                    ConnError::Io(e) => e.to_string(),
+                    ConnError::TooLarge { size, .. } => format!("handshake of {size} bytes"),
+                })?;
+                Ok::<_, String>((conn, greeting))
+            });
+            let failure = match attempt.await {
+                Ok(Ok((conn, greeting))) => {
+                    BackendCounters::add(&backend.counters.connects, 1);
+                    backend.mark_up("client connected");
                     return Ok(Server {
                         conn,
                         lease: BackendLease::new(backend),
+                        greeting: Some(greeting),
                     });
                 }
-                Ok(Err(error)) => error.to_string(),
+                Ok(Err(reason)) => reason,
                 Err(_) => format!(
-                    "connect timed out after {} ms",
-                    self.context.connect_timeout.as_millis()
+                    "no connection and handshake within {} ms",
+                    timeout.as_millis()
                 ),
             };
-            backend
-                .counters
-                .connect_failures
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let previous = backend.set_state(BackendState::Down);
-            slog::error!(
-                self.logger,
-                "backend {}: {} -> down ({})",
-                backend.name,
-                previous.name(),
-                failure
-            );
+            BackendCounters::add(&backend.counters.connect_failures, 1);
+            backend.mark_down(&format!("connect failed: {failure}"));
             self.failed_backends.push(backend.ndx);
         }
     }
@@ -290,9 +285,12 @@ impl Session {
         let Some(server) = self.server.as_mut() else {
             return Phase::Disconnect(Some(SessionError::NoServerConnection));
         };
-        let packet = match server.conn.read_packet().await {
-            Ok(packet) => packet,
-            Err(error) => return Phase::Disconnect(Some(server.error(error))),
+        let packet = match server.greeting.take() {
+            Some(packet) => packet,
+            None => match server.conn.read_packet().await {
+                Ok(packet) => packet,
+                Err(error) => return Phase::Disconnect(Some(server.error(error))),
+            },
         };
         if packet.first_byte() == Some(0xff) {
             // The server refuses us (e.g. too many connections): pass it on.
@@ -562,12 +560,17 @@ impl Session {
         if let Err(error) = server.conn.write_all(&packet.raw).await {
             return Err(server.error(error));
         }
+        let counters = &server.lease.backend().counters;
+        BackendCounters::add(&counters.queries, 1);
+        BackendCounters::add(&counters.bytes, packet.raw.len() as u64);
         if !ResponseTracker::expects_response(command) {
             return Ok(());
         }
         let tracker = ResponseTracker::new(command, self.capabilities);
-        self.stage = ClientStage::MidResponse;
         let summary = relay::relay_response(self, tracker, Sink::Client).await?;
+        if let Some(server) = &self.server {
+            BackendCounters::add(&server.lease.backend().counters.bytes, summary.bytes);
+        }
         self.after_response(&packet.payload, &summary);
         Ok(())
     }
@@ -671,6 +674,11 @@ impl Session {
     /// hook, and drop both sockets (the backend lease goes with them).
     async fn disconnect(&mut self, reason: Option<SessionError>) {
         if let Some(error) = &reason {
+            if error.fault() == crate::error::Fault::Backend {
+                if let Some(server) = &self.server {
+                    BackendCounters::add(&server.lease.backend().counters.errors, 1);
+                }
+            }
             if let Some(sql_error) = error.client_error() {
                 self.send_error(&sql_error).await;
             }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use mysql_proxy_plugin_abi::{PluginBox, SessionState};
+use mysql_proxy_plugin_abi::{BalancePolicy, PluginBox, SessionState};
 use tokio::net::TcpStream;
 
 use crate::backends::BackendRegistry;
@@ -31,6 +31,7 @@ pub struct ListenerContext {
     pub registry: Arc<BackendRegistry>,
     pub logger: slog::Logger,
     pub connect_timeout: Duration,
+    pub balance: BalancePolicy,
     pub read_timeout: Duration,
     pub write_timeout: Duration,
     pub max_packet_size: usize,

@@ -17,7 +17,7 @@ use mysql_proxy_protocol::lenenc::Reader;
 use mysql_proxy_protocol::tracker::{ResponseTracker, Step, TRACKER_PREFIX_LEN};
 
 use super::conn::{Conn, ConnError, RawPacket};
-use super::lifecycle::{client_error, Session};
+use super::lifecycle::{client_error, ClientStage, Session};
 use crate::error::SessionError;
 
 /// Where a relayed response goes.
@@ -74,6 +74,7 @@ pub(super) async fn relay_response(
         return Err(SessionError::NoServerConnection);
     };
     let client = &mut session.client;
+    let stage = &mut session.stage;
     let mut summary = Summary::default();
     // Bytes of the current packet's payload not yet passed through.
     let mut pending_body = 0usize;
@@ -119,7 +120,12 @@ pub(super) async fn relay_response(
         if pos > 0 {
             let scanned = &buf[..pos];
             match sink {
-                Sink::Client => client.write_all(scanned).await.map_err(client_error)?,
+                Sink::Client => {
+                    // From here on an error can no longer be told to the
+                    // client: it would land inside the response.
+                    *stage = ClientStage::MidResponse;
+                    client.write_all(scanned).await.map_err(client_error)?
+                }
                 Sink::Buffer => summary.buffered.extend_from_slice(scanned),
                 Sink::Discard => {}
             }
@@ -271,6 +277,7 @@ pub(super) async fn apply_result_decision(
             Ok(true)
         }
         Ok(Some(ResultDecision::Forward)) if buffered && !replied => {
+            session.stage = ClientStage::MidResponse;
             session.client.write_all(&raw).await.map_err(client_error)?;
             Ok(true)
         }

@@ -2,8 +2,10 @@
 
 use mysql_proxy_plugin_abi::{
     abi_stable::std_types::{RNone, ROption, RSome, RVec},
-    HostHandle, OkResponse, Response, ResponseColumn, ResultSetResponse, SqlError,
+    BackendState, HostHandle, OkResponse, Response, ResponseColumn, ResultSetResponse, SqlError,
 };
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use mysql_proxy_protocol::constants::ColumnType;
 
 /// The commands `SELECT * FROM help` lists.
@@ -38,6 +40,7 @@ pub fn answer(query: &str, host: &HostHandle) -> Result<Response, SqlError> {
             Ok(Response::Ok(OkResponse::default()))
         }
         text if text.starts_with("select @@") => system_variables(query),
+        text if text.starts_with("update backends ") => update_backend_state(text, host),
         _ => Err(SqlError::new(
             1105,
             "07000",
@@ -112,7 +115,43 @@ fn text(value: impl ToString) -> ROption<RVec<u8>> {
     RSome(RVec::from(value.to_string().into_bytes()))
 }
 
+/// `UPDATE backends SET state = '<offline|online>' WHERE backend_ndx = <n>`
+/// (already normalized).
+fn update_backend_state(text: &str, host: &HostHandle) -> Result<Response, SqlError> {
+    let usage = || {
+        SqlError::new(
+            1105,
+            "07000",
+            "expected: UPDATE backends SET state = 'offline' (or 'online') WHERE backend_ndx = <n>",
+        )
+    };
+    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    let rest = compact
+        .strip_prefix("updatebackendssetstate=")
+        .ok_or_else(usage)?;
+    let (state, ndx) = rest.split_once("wherebackend_ndx=").ok_or_else(usage)?;
+    let (state, reason) = match state.trim_matches(|c| c == '\'' || c == '"') {
+        "offline" => (BackendState::Offline, "taken offline by an operator"),
+        "online" => (BackendState::Unknown, "put back online by an operator"),
+        _ => return Err(usage()),
+    };
+    let ndx: u32 = ndx.parse().map_err(|_| usage())?;
+    let internal = ndx.checked_sub(1).ok_or_else(|| {
+        SqlError::new(1105, "07000", format!("no backend with backend_ndx {ndx}"))
+    })?;
+    host.set_backend_state(internal, state, reason.into())
+        .into_result()
+        .map_err(|message| SqlError::new(1105, "07000", message.to_string()))?;
+    Ok(Response::Ok(OkResponse {
+        affected_rows: 1,
+        ..OkResponse::default()
+    }))
+}
+
 fn backends(host: &HostHandle) -> Response {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let rows = host
         .backends()
         .into_iter()
@@ -124,17 +163,34 @@ fn backends(host: &HostHandle) -> Response {
                 text(b.backend_type.name()),
                 RNone,
                 text(b.connected_clients),
+                text(b.weight),
+                text(b.connects),
+                text(b.connect_failures),
+                text(b.queries),
+                text(b.bytes),
+                text(b.errors),
+                text(now.saturating_sub(b.state_since)),
+                text(b.state_reason),
             ])
         })
         .collect();
     Response::ResultSet(ResultSetResponse {
         columns: RVec::from(vec![
+            // MySQL Proxy's columns first, in its order.
             column("backend_ndx", ColumnType::Long),
             column("address", ColumnType::VarString),
             column("state", ColumnType::VarString),
             column("type", ColumnType::VarString),
             column("uuid", ColumnType::VarString),
             column("connected_clients", ColumnType::Long),
+            column("weight", ColumnType::Long),
+            column("connects", ColumnType::LongLong),
+            column("connect_failures", ColumnType::LongLong),
+            column("queries", ColumnType::LongLong),
+            column("bytes", ColumnType::LongLong),
+            column("errors", ColumnType::LongLong),
+            column("state_age_s", ColumnType::LongLong),
+            column("state_reason", ColumnType::VarString),
         ]),
         rows,
     })

@@ -5,8 +5,8 @@
 
 use mysql_proxy_plugin_abi::{
     abi_stable::{export_root_module, std_types::RResult},
-    BackendType, Hooks, HostHandle, ListenerSpec, LogLevel, OptionKind, OptionSpec, Plugin,
-    PluginDefinition, PluginModuleRef, PluginOptions, SessionState,
+    BackendType, BalancePolicy, Hooks, HostHandle, ListenerSpec, LogLevel, OptionKind, OptionSpec,
+    Plugin, PluginDefinition, PluginModuleRef, PluginOptions, SessionState,
 };
 
 /// Backend used when `--proxy-backend-addresses` is not given.
@@ -41,6 +41,7 @@ impl PluginDefinition for ProxyPlugin {
             OptionSpec::new("proxy-connect-timeout", Double, "<seconds>", "connect timeout in seconds (default: 2.0 seconds)"),
             OptionSpec::new("proxy-read-timeout", Double, "<seconds>", "read timeout in seconds (default: 8 hours)"),
             OptionSpec::new("proxy-write-timeout", Double, "<seconds>", "write timeout in seconds (default: 8 hours)"),
+            OptionSpec::new("proxy-balance", String, "<policy>", "how new clients are spread over the read/write backends: least-connections, round-robin, weighted (weights as host:port@weight) or first-available (default: least-connections)"),
         ]
     }
 
@@ -66,6 +67,15 @@ impl PluginDefinition for ProxyPlugin {
                     *field = (seconds * 1000.0).round() as u64;
                 }
             }
+        }
+        if let Some(name) = options.get("proxy-balance") {
+            listener.balance = BalancePolicy::parse(name).ok_or_else(|| {
+                let known: Vec<&str> = BalancePolicy::ALL.iter().map(|(n, _)| *n).collect();
+                format!(
+                    "--proxy-balance={name}: expected one of {}",
+                    known.join(", ")
+                )
+            })?;
         }
         let mut read_write = options.list("proxy-backend-addresses");
         if read_write.is_empty() {

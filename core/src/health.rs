@@ -1,0 +1,275 @@
+//! Active health checks: an actor that connects to every backend on an
+//! interval and marks it up or down, so a dead backend is routed around and a
+//! recovered one comes back by itself.
+//!
+//! With credentials (`--health-check-user`/`--health-check-password`) a
+//! check logs in with mysql_native_password and pings; without them, a TCP
+//! connect plus a well-formed server handshake counts as alive. A server
+//! that answers but refuses the health-check login is alive (its error is
+//! logged): a typo in the credentials must not take every backend down.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use bytes::{Bytes, BytesMut};
+use mysql_proxy_plugin_abi::BackendState;
+use mysql_proxy_protocol::auth::native_password_scramble;
+use mysql_proxy_protocol::codec;
+use mysql_proxy_protocol::constants::{CapabilityFlags, Command, CHARSET_UTF8MB4_GENERAL_CI};
+use mysql_proxy_protocol::packets::{ErrPacket, HandshakeResponse41, HandshakeV10};
+use tokio::net::TcpStream;
+
+use crate::backends::{Backend, BackendCounters, BackendRegistry};
+use crate::session::{Conn, ConnError};
+
+/// The auth plugin a health check can log in with.
+const NATIVE_PASSWORD: &[u8] = b"mysql_native_password";
+
+/// How backends are checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthConfig {
+    /// Time between checks of a backend; zero turns checks off.
+    pub interval: Duration,
+    /// How long one check may take before the backend counts as down.
+    pub timeout: Duration,
+    /// Login for the check; `None` checks the handshake only.
+    pub user: Option<String>,
+    pub password: String,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(2),
+            timeout: Duration::from_secs(1),
+            user: None,
+            password: String::new(),
+        }
+    }
+}
+
+/// The actor running the checks.
+pub struct HealthChecker {
+    registry: Arc<BackendRegistry>,
+    config: Arc<HealthConfig>,
+    /// Backends with a check in flight (a slow check is not doubled up).
+    busy: HashMap<u32, Arc<AtomicBool>>,
+    logger: slog::Logger,
+}
+
+impl HealthChecker {
+    pub fn new(registry: Arc<BackendRegistry>, config: HealthConfig, logger: slog::Logger) -> Self {
+        Self {
+            registry,
+            config: Arc::new(config),
+            busy: HashMap::new(),
+            logger,
+        }
+    }
+
+    /// Starts a check of every backend that is not offline and not already
+    /// being checked.
+    fn check_all(&mut self) {
+        for backend in self.registry.all() {
+            if backend.state() == BackendState::Offline {
+                continue;
+            }
+            let busy = Arc::clone(self.busy.entry(backend.ndx).or_default());
+            if busy.swap(true, Ordering::AcqRel) {
+                continue;
+            }
+            let config = Arc::clone(&self.config);
+            let logger = self.logger.clone();
+            actix_rt::spawn(async move {
+                let outcome = tokio::time::timeout(config.timeout, check(&backend, &config)).await;
+                match outcome {
+                    Ok(Ok(())) => backend.mark_up("health check passed"),
+                    Ok(Err(Failure::Down(reason))) => {
+                        backend.mark_down(&format!("health check failed: {reason}"))
+                    }
+                    Ok(Err(Failure::Refused(message))) => {
+                        slog::warn!(
+                            logger,
+                            "backend {}: health-check login refused ({}); counting it as up",
+                            backend.name,
+                            message
+                        );
+                        backend.mark_up("health check: server answers");
+                    }
+                    Err(_) => backend.mark_down(&format!(
+                        "health check failed: no answer within {} ms",
+                        config.timeout.as_millis()
+                    )),
+                }
+                busy.store(false, Ordering::Release);
+            });
+        }
+    }
+}
+
+/// Stop checking (at shutdown).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopChecking;
+
+impl Handler<StopChecking> for HealthChecker {
+    type Result = ();
+
+    fn handle(&mut self, _: StopChecking, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
+impl Actor for HealthChecker {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.registry.set_health_checked(true);
+        self.check_all();
+        ctx.run_interval(self.config.interval, |checker, _| checker.check_all());
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.registry.set_health_checked(false);
+    }
+}
+
+/// Why a check failed.
+enum Failure {
+    /// The backend cannot serve clients.
+    Down(String),
+    /// The backend answered but refused the health-check login.
+    Refused(String),
+}
+
+impl From<ConnError> for Failure {
+    fn from(error: ConnError) -> Self {
+        Failure::Down(match error {
+            ConnError::Closed => "connection closed".to_string(),
+            ConnError::Timeout => "timed out".to_string(),
+            ConnError::Io(error) => error.to_string(),
+            ConnError::TooLarge { size, .. } => format!("packet of {size} bytes"),
+        })
+    }
+}
+
+/// One check of one backend.
+async fn check(backend: &Backend, config: &HealthConfig) -> Result<(), Failure> {
+    let stream = match TcpStream::connect(backend.addr).await {
+        Ok(stream) => stream,
+        Err(error) => {
+            BackendCounters::add(&backend.counters.connect_failures, 1);
+            return Err(Failure::Down(error.to_string()));
+        }
+    };
+    BackendCounters::add(&backend.counters.connects, 1);
+    let mut conn = Conn::new(stream, config.timeout, config.timeout, 1 << 24);
+    let packet = conn.read_packet().await?;
+    if packet.first_byte() == Some(0xff) {
+        return Err(Failure::Down(error_text(&packet.payload)));
+    }
+    let greeting = HandshakeV10::decode(&packet.payload)
+        .map_err(|e| Failure::Down(format!("bad handshake: {e}")))?;
+    let Some(user) = &config.user else {
+        return Ok(());
+    };
+    login(
+        &mut conn,
+        &greeting,
+        user,
+        &config.password,
+        packet.last_seq,
+    )
+    .await?;
+    let mut ping = BytesMut::new();
+    codec::encode_packet(0, &[Command::Ping as u8], &mut ping);
+    conn.write_all(&ping).await?;
+    let reply = conn.read_packet().await?;
+    if reply.first_byte() != Some(0x00) {
+        return Err(Failure::Down(format!(
+            "ping answered: {}",
+            error_text(&reply.payload)
+        )));
+    }
+    let mut quit = BytesMut::new();
+    codec::encode_packet(0, &[Command::Quit as u8], &mut quit);
+    // The server closes after COM_QUIT; nothing to wait for.
+    let _ = conn.write_all(&quit).await;
+    Ok(())
+}
+
+/// Logs in with mysql_native_password, following one auth switch to it.
+async fn login(
+    conn: &mut Conn,
+    greeting: &HandshakeV10,
+    user: &str,
+    password: &str,
+    greeting_seq: u8,
+) -> Result<(), Failure> {
+    let capabilities = CapabilityFlags::PROTOCOL_41
+        | CapabilityFlags::SECURE_CONNECTION
+        | CapabilityFlags::LONG_PASSWORD
+        | CapabilityFlags::PLUGIN_AUTH;
+    let response = HandshakeResponse41 {
+        capabilities,
+        max_packet_size: 1 << 24,
+        character_set: CHARSET_UTF8MB4_GENERAL_CI,
+        filler: [0; 23],
+        username: Bytes::copy_from_slice(user.as_bytes()),
+        auth_response: scramble(password, &greeting.auth_plugin_data),
+        database: None,
+        auth_plugin_name: Some(Bytes::from_static(NATIVE_PASSWORD)),
+        connect_attrs: None,
+        zstd_compression_level: None,
+    };
+    let mut out = BytesMut::new();
+    let mut payload = BytesMut::new();
+    response.encode(&mut payload);
+    codec::encode_packet(greeting_seq.wrapping_add(1), &payload, &mut out);
+    conn.write_all(&out).await?;
+    let mut reply = conn.read_packet().await?;
+    if reply.first_byte() == Some(0xfe) {
+        // Auth switch: `0xfe plugin\0 data`.
+        let body = reply.payload.get(1..).unwrap_or_default();
+        let (plugin, data) = body.split_at(body.iter().position(|&b| b == 0).unwrap_or(body.len()));
+        if plugin != NATIVE_PASSWORD {
+            return Err(Failure::Refused(format!(
+                "the server wants auth plugin {}",
+                String::from_utf8_lossy(plugin)
+            )));
+        }
+        let data = data.get(1..).unwrap_or_default();
+        let mut out = BytesMut::new();
+        codec::encode_packet(
+            reply.last_seq.wrapping_add(1),
+            &scramble(password, data),
+            &mut out,
+        );
+        conn.write_all(&out).await?;
+        reply = conn.read_packet().await?;
+    }
+    match reply.first_byte() {
+        Some(0x00) => Ok(()),
+        Some(0xff) => Err(Failure::Refused(error_text(&reply.payload))),
+        _ => Err(Failure::Down("unexpected reply to the login".to_string())),
+    }
+}
+
+/// The mysql_native_password response (empty for an empty password).
+fn scramble(password: &str, challenge: &[u8]) -> Bytes {
+    if password.is_empty() {
+        return Bytes::new();
+    }
+    let challenge = challenge.get(..20).unwrap_or(challenge);
+    Bytes::copy_from_slice(&native_password_scramble(password.as_bytes(), challenge))
+}
+
+fn error_text(payload: &Bytes) -> String {
+    match ErrPacket::decode(payload) {
+        Ok(error) => format!("error {}: {}", error.code, error.message_lossy()),
+        Err(_) => "malformed error packet".to_string(),
+    }
+}
