@@ -35,7 +35,8 @@ fn backends_table_follows_clients() {
     assert_eq!(
         lines.next(),
         Some(
-            "backend_ndx\taddress\tstate\ttype\tuuid\tconnected_clients\tweight\tconnects\t\
+            "backend_ndx\taddress\tstate\ttype\tuuid\tconnected_clients\tweight\tidle_connections\t\
+             connects\t\
              connect_failures\tqueries\tbytes\terrors\tstate_age_s\tstate_reason"
         )
     );

@@ -14,6 +14,7 @@ use std::time::Instant;
 use mysql::consts::ColumnType;
 use mysql::prelude::*;
 use mysql::{from_value, ChangeUserOpts, Conn, Error, LocalInfileHandler, MySqlError, Row, Value};
+use mysql_proxy_tests::data::printable;
 use mysql_proxy_tests::{
     direct, expect_success, through_proxy, RawConn, RawError, Target, TEST_PASSWORD, TEST_USER,
 };
@@ -36,20 +37,6 @@ fn server_error<T: std::fmt::Debug>(result: Result<T, Error>) -> MySqlError {
         Err(Error::MySqlError(e)) => e,
         other => panic!("expected a server error, got {other:?}"),
     }
-}
-
-/// Deterministic printable bytes (no quote or backslash) for large literals.
-fn printable(len: usize, seed: u64) -> Vec<u8> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut state = seed | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            ALPHABET[(state % ALPHABET.len() as u64) as usize]
-        })
-        .collect()
 }
 
 fn current_user(conn: &mut Conn) -> String {

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use mysql_proxy_plugin_abi::{BackendInfo, BackendState, BackendType, BalancePolicy};
 
 use crate::address;
+use crate::pool::BackendPool;
 
 /// Without health checks, how long a backend stays down before new clients
 /// may try it again (MySQL Proxy: more than 4 whole seconds).
@@ -32,6 +33,8 @@ pub struct Backend {
     change: Mutex<StateChange>,
     connected_clients: AtomicU64,
     pub counters: BackendCounters,
+    /// Idle authenticated connections for the next clients.
+    pub pool: BackendPool,
     logger: slog::Logger,
 }
 
@@ -95,8 +98,10 @@ impl Backend {
         previous
     }
 
-    /// Marks it down unless an operator took it offline.
+    /// Marks it down unless an operator took it offline; its pooled
+    /// connections are closed (they would fail their next client).
     pub fn mark_down(&self, reason: &str) {
+        self.pool.clear();
         if self.state() != BackendState::Offline {
             self.set_state(BackendState::Down, reason);
         }
@@ -134,6 +139,7 @@ impl Backend {
             state: self.state(),
             backend_type: self.backend_type,
             connected_clients: self.connected_clients(),
+            idle_connections: self.pool.len() as u64,
             weight: self.weight,
             connects: load(&self.counters.connects),
             connect_failures: load(&self.counters.connect_failures),
@@ -249,6 +255,7 @@ impl BackendRegistry {
             }),
             connected_clients: AtomicU64::new(0),
             counters: BackendCounters::default(),
+            pool: BackendPool::default(),
         }));
         self.weighted
             .lock()

@@ -109,6 +109,11 @@ impl SessionTracker {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// Whether the proxy is shutting down.
+    pub fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
     pub fn live(&self) -> usize {
         self.live.load(Ordering::Acquire)
     }
@@ -186,6 +191,7 @@ impl Engine {
                     logger: self.logger.new(slog::o!("plugin" => loaded.name.clone())),
                     connect_timeout: Duration::from_millis(spec.connect_timeout_ms),
                     balance: spec.balance,
+                    pool: spec.pool,
                     read_timeout: Duration::from_millis(spec.read_timeout_ms),
                     write_timeout: Duration::from_millis(spec.write_timeout_ms),
                     max_packet_size: self.config.max_packet_size,

@@ -26,6 +26,8 @@ pub enum SessionError {
     ClientTimeout,
     #[error("client sent a packet of {size} bytes (max_allowed_packet is {max})")]
     ClientPacketTooLarge { size: usize, max: usize },
+    #[error("client sent sequence id {got} where {expected} was due")]
+    ClientOutOfOrder { expected: u8, got: u8 },
     #[error("client protocol error: {0}")]
     ClientProtocol(String),
     #[error("backend {backend} closed the connection")]
@@ -53,6 +55,7 @@ impl SessionError {
             | SessionError::ClientIo(_)
             | SessionError::ClientTimeout
             | SessionError::ClientPacketTooLarge { .. }
+            | SessionError::ClientOutOfOrder { .. }
             | SessionError::ClientProtocol(_) => Fault::Client,
             SessionError::BackendClosed { .. }
             | SessionError::BackendIo { .. }
@@ -95,6 +98,9 @@ impl SessionError {
                 "08S01",
                 "Got a packet bigger than 'max_allowed_packet' bytes",
             )),
+            SessionError::ClientOutOfOrder { .. } => {
+                Some(SqlError::new(1156, "08S01", "Got packets out of order"))
+            }
             SessionError::ClientProtocol(message) => Some(SqlError::new(
                 1105,
                 "08S01",

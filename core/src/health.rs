@@ -147,12 +147,7 @@ enum Failure {
 
 impl From<ConnError> for Failure {
     fn from(error: ConnError) -> Self {
-        Failure::Down(match error {
-            ConnError::Closed => "connection closed".to_string(),
-            ConnError::Timeout => "timed out".to_string(),
-            ConnError::Io(error) => error.to_string(),
-            ConnError::TooLarge { size, .. } => format!("packet of {size} bytes"),
-        })
+        Failure::Down(error.to_string())
     }
 }
 

@@ -16,6 +16,7 @@ pub mod health;
 pub mod host;
 pub mod listener;
 pub mod logging;
+pub mod pool;
 pub mod session;
 
 pub use engine::{Engine, EngineConfig, EngineError, LoadedPlugin, Running};

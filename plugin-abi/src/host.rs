@@ -90,6 +90,8 @@ pub struct BackendInfo {
     pub backend_type: BackendType,
     /// Client connections currently using it.
     pub connected_clients: u64,
+    /// Authenticated server connections waiting in its pool.
+    pub idle_connections: u64,
     /// Share of new clients under the `weighted` policy (default 1).
     pub weight: u32,
     /// Connections to it that succeeded / failed (clients and health checks

@@ -62,6 +62,7 @@ pub use host::{BackendInfo, BackendState, BackendType, HostFfi, HostFfi_TO, Host
 pub use options::{OptionKind, OptionSpec, OptionValue, PluginOptions};
 pub use session::{
     AuthDecision, AuthResultDecision, BalancePolicy, ConnectDecision, HandshakeDecision,
-    InjectedResult, Injection, ListenerSpec, OkResponse, QueryDecision, Response, ResponseColumn,
-    ResultDecision, ResultKind, ResultSetResponse, SessionState, SqlError,
+    InjectedResult, Injection, ListenerSpec, OkResponse, PoolReset, PoolSpec, QueryDecision,
+    Response, ResponseColumn, ResultDecision, ResultKind, ResultSetResponse, SessionState,
+    SqlError,
 };

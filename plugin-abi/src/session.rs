@@ -28,6 +28,39 @@ pub struct ListenerSpec {
     /// How the host picks a backend for a client when the plugin leaves the
     /// choice to it.
     pub balance: BalancePolicy,
+    /// Reuse of authenticated server connections between clients.
+    pub pool: PoolSpec,
+}
+
+/// The connection pool of a listener's sessions: when a client leaves an
+/// idle session, its authenticated server connection is kept for the next
+/// client of the same backend instead of being closed.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSpec {
+    /// Idle connections kept per backend; 0 turns the pool off.
+    pub max_idle: u32,
+    /// Idle connections never closed for being idle too long.
+    pub min_idle: u32,
+    /// Idle connections beyond `min_idle` are closed after this long, in
+    /// milliseconds.
+    pub idle_timeout_ms: u64,
+    /// How a pooled connection is handed to its next client.
+    pub reset: PoolReset,
+}
+
+/// How a pooled connection is handed to a new client.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolReset {
+    /// COM_CHANGE_USER with the new client's credentials: the server checks
+    /// them and resets all session state.
+    ChangeUser,
+    /// No round trip for the login: the client must log in as the user the
+    /// connection was opened with, with the same password (checked by the
+    /// proxy); COM_RESET_CONNECTION then resets the session state
+    /// (`--proxy-pool-no-change-user`).
+    ResetConnection,
 }
 
 /// The host's rule for picking a read-write backend for a new client.
@@ -72,6 +105,12 @@ impl ListenerSpec {
             read_timeout_ms: 8 * 3600 * 1000,
             write_timeout_ms: 8 * 3600 * 1000,
             balance: BalancePolicy::LeastConnections,
+            pool: PoolSpec {
+                max_idle: 0,
+                min_idle: 0,
+                idle_timeout_ms: 300_000,
+                reset: PoolReset::ChangeUser,
+            },
         }
     }
 }

@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod client;
+pub mod data;
 pub mod fixture;
 pub mod mariadb;
 pub mod net;

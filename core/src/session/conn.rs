@@ -16,12 +16,19 @@ use tokio::net::TcpStream;
 const READ_CHUNK: usize = 64 * 1024;
 
 /// A failure on one side, before it is attributed to client or backend.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ConnError {
+    #[error("connection closed")]
     Closed,
+    #[error("timed out")]
     Timeout,
+    #[error("{0}")]
     Io(std::io::Error),
+    #[error("packet of {size} bytes exceeds the limit of {max}")]
     TooLarge { size: usize, max: usize },
+    /// The packet's sequence id is not the one the protocol requires here.
+    #[error("packet with sequence id {got} where {expected} was due")]
+    OutOfOrder { expected: u8, got: u8 },
 }
 
 /// One logical packet as read: the raw frames (header included, all chunks of
@@ -37,6 +44,21 @@ pub struct RawPacket {
 }
 
 impl RawPacket {
+    /// The raw frames with every chunk's sequence id moved by `shift`
+    /// (wrapping), for relaying between sides that number differently.
+    pub fn with_seq_shift(&self, shift: u8) -> Bytes {
+        if shift == 0 {
+            return self.raw.clone();
+        }
+        let mut frames = BytesMut::from(&self.raw[..]);
+        let mut pos = 0;
+        while let Some((len, seq)) = codec::parse_header(&frames[pos..]) {
+            frames[pos + 3] = seq.wrapping_add(shift);
+            pos += HEADER_LEN + len;
+        }
+        frames.freeze()
+    }
+
     /// The first payload byte (command or packet type), if any.
     pub fn first_byte(&self) -> Option<u8> {
         self.payload.first().copied()
@@ -69,8 +91,25 @@ impl Conn {
         }
     }
 
-    pub fn stream(&self) -> &TcpStream {
-        &self.stream
+    /// Wraps a socket that was parked (see [`Conn::into_std`]),
+    /// registering it with the current event thread.
+    pub fn from_std(
+        stream: std::net::TcpStream,
+        read_timeout: Duration,
+        write_timeout: Duration,
+        max_packet: usize,
+    ) -> std::io::Result<Self> {
+        let stream = TcpStream::from_std(stream)?;
+        Ok(Self::new(stream, read_timeout, write_timeout, max_packet))
+    }
+
+    /// Unwraps the socket to park it; `None` if bytes are pending in the
+    /// buffer (the connection is not at rest, so it cannot be reused).
+    pub fn into_std(self) -> Option<std::net::TcpStream> {
+        if !self.buf.is_empty() {
+            return None;
+        }
+        self.stream.into_std().ok()
     }
 
     /// Reads more bytes into the buffer; `Ok(n)` with n > 0, never 0.
@@ -102,8 +141,20 @@ impl Conn {
 
     /// Reads one logical packet.
     pub async fn read_packet(&mut self) -> Result<RawPacket, ConnError> {
+        self.read_packet_checked(None).await
+    }
+
+    /// Reads one logical packet that must start with sequence id `expected`.
+    /// The check is made on the header, so bytes that are not MySQL
+    /// protocol (an HTTP request, a port scan) are refused at once instead
+    /// of being taken for the start of a huge packet and waited on.
+    pub async fn read_packet_numbered(&mut self, expected: u8) -> Result<RawPacket, ConnError> {
+        self.read_packet_checked(Some(expected)).await
+    }
+
+    async fn read_packet_checked(&mut self, expected: Option<u8>) -> Result<RawPacket, ConnError> {
         loop {
-            if let Some(packet) = self.take_packet()? {
+            if let Some(packet) = self.take_packet(expected)? {
                 return Ok(packet);
             }
             self.fill().await?;
@@ -111,9 +162,9 @@ impl Conn {
     }
 
     /// Takes one complete logical packet from the buffer, if there is one.
-    /// The size limit is checked as soon as a header is seen, before the
-    /// payload is buffered.
-    fn take_packet(&mut self) -> Result<Option<RawPacket>, ConnError> {
+    /// The sequence id and the size limit are checked as soon as a header is
+    /// seen, before the payload is buffered.
+    fn take_packet(&mut self, expected: Option<u8>) -> Result<Option<RawPacket>, ConnError> {
         let mut pos = 0;
         let mut total = 0usize;
         let mut chunks = 0usize;
@@ -123,6 +174,9 @@ impl Conn {
                 return Ok(None);
             };
             if chunks == 0 {
+                if let Some(expected) = expected.filter(|&expected| expected != seq) {
+                    return Err(ConnError::OutOfOrder { expected, got: seq });
+                }
                 first_seq = seq;
             }
             total += len;

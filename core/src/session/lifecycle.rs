@@ -5,13 +5,14 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use mysql_proxy_plugin_abi::{
     abi_stable::nonexhaustive_enum::{GetEnumInfo, NonExhaustive},
     abi_stable::std_types::{RNone, RResult, RSome, RVec},
     AuthDecision, AuthResultDecision, ConnectDecision, HandshakeDecision, HooksBox, Injection,
-    QueryDecision, Response, SessionState, SqlError,
+    PoolReset, QueryDecision, Response, SessionState, SqlError,
 };
+use mysql_proxy_protocol::codec::{self, HEADER_LEN};
 use mysql_proxy_protocol::constants::{CapabilityFlags, Command};
 use mysql_proxy_protocol::packets::{HandshakeResponse41, HandshakeV10};
 use mysql_proxy_protocol::tracker::ResponseTracker;
@@ -21,13 +22,19 @@ use super::conn::{Conn, ConnError, RawPacket};
 use super::relay::{self, Sink};
 use super::reply;
 use super::ListenerContext;
-use crate::backends::{BackendCounters, BackendLease};
+use crate::backends::{Backend, BackendCounters, BackendLease};
 use crate::error::SessionError;
+use crate::pool::PooledConn;
 
 /// Capabilities the proxy never lets client and server negotiate: TLS and
 /// compression are not relayed, and MariaDB's progress reports and metadata
 /// caching (and MySQL's optional metadata) change the shape of responses the
 /// relay tracks.
+/// Capabilities also masked while the connection pool is on (see
+/// `read_handshake`).
+const POOL_MASKED_CAPABILITIES: u64 =
+    CapabilityFlags::DEPRECATE_EOF.0 | CapabilityFlags::SESSION_TRACK.0;
+
 const MASKED_CAPABILITIES: u64 = CapabilityFlags::SSL.0
     | CapabilityFlags::COMPRESS.0
     | CapabilityFlags::MARIADB_CLIENT_PROGRESS.0
@@ -58,6 +65,23 @@ pub(super) struct Server {
     pub lease: BackendLease,
     /// The handshake, read while connecting, until `read_handshake` takes it.
     pub greeting: Option<RawPacket>,
+    /// Set when the connection came from the pool, logged in as someone:
+    /// the client's login must become a COM_CHANGE_USER (or be checked
+    /// against this one).
+    pub pooled: Option<Login>,
+    /// Added to the sequence ids of server packets relayed to the client
+    /// during authentication (a pooled connection's COM_CHANGE_USER starts
+    /// its own sequence at 0, the client's login continues its handshake's).
+    pub auth_seq_shift: u8,
+}
+
+/// Who a connection is logged in as, the auth response that did it, and the
+/// capabilities negotiated then (which the server keeps using).
+#[derive(Clone)]
+pub(super) struct Login {
+    pub username: Bytes,
+    pub auth_response: Bytes,
+    pub capabilities: CapabilityFlags,
 }
 
 impl Server {
@@ -72,10 +96,12 @@ impl Server {
             ConnError::Closed => SessionError::BackendClosed { backend },
             ConnError::Timeout => SessionError::BackendTimeout { backend },
             ConnError::Io(error) => SessionError::BackendIo { backend, error },
-            ConnError::TooLarge { size, max } => SessionError::BackendProtocol {
-                backend,
-                message: format!("packet of {size} bytes exceeds the limit of {max}"),
-            },
+            error @ (ConnError::TooLarge { .. } | ConnError::OutOfOrder { .. }) => {
+                SessionError::BackendProtocol {
+                    backend,
+                    message: error.to_string(),
+                }
+            }
         }
     }
 }
@@ -87,6 +113,7 @@ pub(super) fn client_error(error: ConnError) -> SessionError {
         ConnError::Timeout => SessionError::ClientTimeout,
         ConnError::Io(error) => SessionError::ClientIo(error),
         ConnError::TooLarge { size, max } => SessionError::ClientPacketTooLarge { size, max },
+        ConnError::OutOfOrder { expected, got } => SessionError::ClientOutOfOrder { expected, got },
     }
 }
 
@@ -116,6 +143,14 @@ pub(super) struct Session {
     pub stage: ClientStage,
     /// Backends that failed to connect for this client, not tried again.
     failed_backends: Vec<u32>,
+    /// The handshake frame the client was sent (kept with the connection if
+    /// it is pooled: the next client must answer the same challenge).
+    greeting_frame: Bytes,
+    /// The client's login, once its auth response was read.
+    login: Option<Login>,
+    /// True while the session waits for the next client command: the only
+    /// moment its server connection may be pooled.
+    at_rest: bool,
     logger: slog::Logger,
 }
 
@@ -140,6 +175,9 @@ impl Session {
             greeting_capabilities: CapabilityFlags(0),
             stage: ClientStage::BeforeHandshake,
             failed_backends: Vec::new(),
+            greeting_frame: Bytes::new(),
+            login: None,
+            at_rest: false,
             logger,
         }
     }
@@ -205,6 +243,9 @@ impl Session {
                 slog::error!(self.logger, "Cannot connect, all backends are down.");
                 return Err(SessionError::NoBackend);
             };
+            if let Some(server) = self.take_pooled(&backend) {
+                return Ok(server);
+            }
             let timeout = self.context.connect_timeout;
             let attempt = tokio::time::timeout(timeout, async {
                 let stream = TcpStream::connect(backend.addr)
@@ -219,8 +260,7 @@ impl Session {
                 let greeting = conn.read_packet().await.map_err(|e| match e {
                     ConnError::Closed => "closed before sending its handshake".to_string(),
                     ConnError::Timeout => "no handshake".to_string(),
-                    ConnError::Io(e) => e.to_string(),
-                    ConnError::TooLarge { size, .. } => format!("handshake of {size} bytes"),
+                    other => format!("bad handshake: {other}"),
                 })?;
                 Ok::<_, String>((conn, greeting))
             });
@@ -232,6 +272,8 @@ impl Session {
                         conn,
                         lease: BackendLease::new(backend),
                         greeting: Some(greeting),
+                        pooled: None,
+                        auth_seq_shift: 0,
                     });
                 }
                 Ok(Err(reason)) => reason,
@@ -244,6 +286,47 @@ impl Session {
             backend.mark_down(&format!("connect failed: {failure}"));
             self.failed_backends.push(backend.ndx);
         }
+    }
+
+    /// A connection from the backend's pool, if the pool is on and has a
+    /// live one.
+    fn take_pooled(&self, backend: &Arc<Backend>) -> Option<Server> {
+        let spec = &self.context.pool;
+        if spec.max_idle == 0 {
+            return None;
+        }
+        let pooled = backend.pool.take(spec)?;
+        let conn = Conn::from_std(
+            pooled.stream,
+            self.context.read_timeout,
+            self.context.write_timeout,
+            self.context.max_packet_size,
+        )
+        .ok()?;
+        let seq = pooled.greeting.get(3).copied().unwrap_or(0);
+        slog::debug!(
+            self.logger,
+            "reusing a pooled connection to {}",
+            backend.name
+        );
+        Some(Server {
+            conn,
+            lease: BackendLease::new(Arc::clone(backend)),
+            greeting: Some(RawPacket {
+                payload: pooled
+                    .greeting
+                    .slice(HEADER_LEN.min(pooled.greeting.len())..),
+                raw: pooled.greeting,
+                seq,
+                last_seq: seq,
+            }),
+            pooled: Some(Login {
+                username: pooled.username,
+                auth_response: pooled.auth_response,
+                capabilities: pooled.capabilities,
+            }),
+            auth_seq_shift: 0,
+        })
     }
 
     /// `connect_server` answered with a reply: a handshake of the plugin's
@@ -309,6 +392,15 @@ impl Session {
         greeting
             .capabilities
             .remove(CapabilityFlags(MASKED_CAPABILITIES));
+        if self.context.pool.max_idle > 0 {
+            // COM_CHANGE_USER does not renegotiate capabilities: a pooled
+            // connection keeps the result format of its first client, so
+            // with the pool on, the formats that differ between clients
+            // are not negotiated at all.
+            greeting
+                .capabilities
+                .remove(CapabilityFlags(POOL_MASKED_CAPABILITIES));
+        }
         self.adopt_greeting(&greeting);
         let payload = greeting.to_bytes();
         let decision = known(
@@ -336,13 +428,22 @@ impl Session {
         if close {
             return Phase::Disconnect(None);
         }
+        if let Some(sent) = to_send.first() {
+            let mut frame = BytesMut::with_capacity(sent.len() + HEADER_LEN);
+            codec::encode_packet(packet.seq, sent, &mut frame);
+            self.greeting_frame = frame.freeze();
+        }
         self.stage = ClientStage::Expecting(packet.seq.wrapping_add(1));
         Phase::ReadAuth
     }
 
     /// `read_auth`: the client's auth response.
     async fn read_auth(&mut self) -> Phase {
-        let packet = match self.client.read_packet().await {
+        let packet = match self
+            .client
+            .read_packet_numbered(self.next_client_seq())
+            .await
+        {
             Ok(packet) => packet,
             Err(error) => return Phase::Disconnect(Some(client_error(error))),
         };
@@ -387,8 +488,20 @@ impl Session {
             self.hooks
                 .read_auth(&mut self.state, packet.payload.as_ref().into()),
         );
+        self.login = Some(Login {
+            username: auth.username.clone(),
+            auth_response: auth.auth_response.clone(),
+            // A pooled connection keeps what its first client negotiated.
+            capabilities: match self.server.as_ref().and_then(|s| s.pooled.as_ref()) {
+                Some(pooled) => pooled.capabilities,
+                None => self.capabilities,
+            },
+        });
         let to_server = match decision {
             Err(error) => return self.refuse(error).await,
+            Ok(Some(AuthDecision::Forward)) if self.is_pooled() => {
+                return self.pooled_login(&auth, packet.last_seq).await;
+            }
             Ok(Some(AuthDecision::Forward)) => packet.raw.clone(),
             Ok(Some(AuthDecision::Rewrite(bytes))) => {
                 let mut framed = bytes::BytesMut::new();
@@ -426,6 +539,73 @@ impl Session {
         Phase::ReadAuthResult
     }
 
+    fn is_pooled(&self) -> bool {
+        self.server.as_ref().is_some_and(|s| s.pooled.is_some())
+    }
+
+    /// The client logs in on a pooled connection: COM_CHANGE_USER with its
+    /// credentials (the server checks them and resets the session), or,
+    /// with `--proxy-pool-no-change-user`, a local check against the
+    /// connection's own login followed by COM_RESET_CONNECTION.
+    async fn pooled_login(&mut self, auth: &HandshakeResponse41, auth_seq: u8) -> Phase {
+        let Some(server) = self.server.as_mut() else {
+            return Phase::Disconnect(Some(SessionError::NoServerConnection));
+        };
+        let Some(pooled) = server.pooled.clone() else {
+            return Phase::Disconnect(Some(SessionError::NoServerConnection));
+        };
+        match self.context.pool.reset {
+            PoolReset::ResetConnection => {
+                if pooled.username != auth.username || pooled.auth_response != auth.auth_response {
+                    let error = SqlError::new(1045, "28000", "(proxy-pool) login failed");
+                    return self.refuse(error).await;
+                }
+                let mut commands = vec![vec![Command::ResetConnection as u8]];
+                if let Some(db) = auth.database.as_ref().filter(|db| !db.is_empty()) {
+                    let mut init_db = vec![Command::InitDb as u8];
+                    init_db.extend_from_slice(db);
+                    commands.push(init_db);
+                }
+                for command in commands {
+                    let mut frame = BytesMut::new();
+                    codec::encode_packet(0, &command, &mut frame);
+                    let reply = match server.conn.write_all(&frame).await {
+                        Ok(()) => server.conn.read_packet().await,
+                        Err(error) => Err(error),
+                    };
+                    match reply {
+                        Ok(reply) if reply.first_byte() == Some(0x00) => {}
+                        Ok(reply) => {
+                            // E.g. the database does not exist: tell the client.
+                            let _ = self
+                                .client
+                                .send_payloads(auth_seq.wrapping_add(1), &[reply.payload])
+                                .await;
+                            return Phase::Disconnect(None);
+                        }
+                        Err(error) => return Phase::Disconnect(Some(server.error(error))),
+                    }
+                }
+                match self.send_response(&Response::Ok(Default::default())).await {
+                    Ok(()) => Phase::Command,
+                    Err(error) => Phase::Disconnect(Some(error)),
+                }
+            }
+            PoolReset::ChangeUser => {
+                let change_user = change_user_payload(auth, pooled.capabilities);
+                let mut frame = BytesMut::new();
+                codec::encode_packet(0, &change_user, &mut frame);
+                if let Err(error) = server.conn.write_all(&frame).await {
+                    return Phase::Disconnect(Some(server.error(error)));
+                }
+                // The server answers with sequence 1; the client expects
+                // the one after its auth response.
+                server.auth_seq_shift = auth_seq;
+                Phase::ReadAuthResult
+            }
+        }
+    }
+
     /// `read_auth_result`: relays the auth exchange (auth switches, extra
     /// rounds of any auth plugin) until the server says OK or ERR.
     async fn read_auth_result(&mut self) -> Phase {
@@ -445,25 +625,29 @@ impl Session {
             let packet = match from {
                 relay::Either::Client(packet) => {
                     // The client's next auth round goes straight to the server.
-                    if let Err(error) = server.conn.write_all(&packet.raw).await {
+                    let raw = packet.with_seq_shift(server.auth_seq_shift.wrapping_neg());
+                    if let Err(error) = server.conn.write_all(&raw).await {
                         return Phase::Disconnect(Some(server.error(error)));
                     }
                     continue;
                 }
                 relay::Either::Server(packet) => packet,
             };
+            let shift = server.auth_seq_shift;
             let decision = known(
                 self.hooks
                     .read_auth_result(&mut self.state, packet.payload.as_ref().into()),
             );
             let sent = match decision {
                 Err(error) => return self.refuse(error).await,
-                Ok(Some(AuthResultDecision::Forward)) => self.client.write_all(&packet.raw).await,
+                Ok(Some(AuthResultDecision::Forward)) => {
+                    self.client.write_all(&packet.with_seq_shift(shift)).await
+                }
                 Ok(Some(AuthResultDecision::Replace(response))) => {
                     let payloads =
                         reply::encode(&response, self.capabilities, self.state.server_status);
                     self.client
-                        .send_payloads(packet.seq, &payloads)
+                        .send_payloads(packet.seq.wrapping_add(shift), &payloads)
                         .await
                         .map(|_| ())
                 }
@@ -506,12 +690,21 @@ impl Session {
                 }
                 _ = shutdown.changed() => return Phase::Disconnect(None),
             }
-            let packet = match self.client.read_packet().await {
+            self.at_rest = true;
+            // A command starts a new exchange: sequence id 0, answered from 1.
+            self.stage = ClientStage::Expecting(1);
+            let packet = match self.client.read_packet_numbered(0).await {
                 Ok(packet) => packet,
                 Err(error) => return Phase::Disconnect(Some(client_error(error))),
             };
             self.stage = ClientStage::Expecting(packet.last_seq.wrapping_add(1));
             let command = packet.first_byte();
+            if command == Some(Command::Quit as u8) && self.context.pool.max_idle > 0 {
+                // Keep the server connection for the next client instead of
+                // letting the server close it.
+                return Phase::Disconnect(None);
+            }
+            self.at_rest = false;
             if let Err(error) = self.execute(packet).await {
                 return Phase::Disconnect(Some(error));
             }
@@ -691,9 +884,71 @@ impl Session {
             slog::debug!(self.logger, "session closed");
         }
         self.hooks.disconnect_client(&self.state);
-        self.server = None;
+        let parkable = matches!(reason, None | Some(SessionError::ClientClosed));
+        if let Some(server) = self.server.take() {
+            if parkable {
+                self.park(server);
+            }
+        }
         self.state.backend_ndx = RNone;
     }
+
+    /// Puts the server connection into its backend's pool if the pool is on
+    /// and has room, the session was between commands, and the proxy is not
+    /// shutting down; otherwise it is closed.
+    fn park(&mut self, server: Server) {
+        let spec = &self.context.pool;
+        if spec.max_idle == 0 || !self.at_rest || self.context.sessions.is_shutting_down() {
+            return;
+        }
+        let Some(login) = self.login.take() else {
+            return;
+        };
+        let backend = Arc::clone(server.lease.backend());
+        let Some(stream) = server.conn.into_std() else {
+            return;
+        };
+        let pooled = PooledConn::new(
+            stream,
+            self.greeting_frame.clone(),
+            login.username,
+            login.auth_response,
+            login.capabilities,
+        );
+        if backend.pool.park(pooled, spec) {
+            slog::debug!(self.logger, "server connection to {} pooled", backend.name);
+        }
+    }
+}
+
+/// The COM_CHANGE_USER that logs a client into a pooled connection with the
+/// credentials of its auth response, laid out by the capabilities the
+/// connection was opened with (the server parses it by those).
+fn change_user_payload(auth: &HandshakeResponse41, capabilities: CapabilityFlags) -> Vec<u8> {
+    let mut payload = vec![Command::ChangeUser as u8];
+    payload.extend_from_slice(&auth.username);
+    payload.push(0);
+    if capabilities.contains(CapabilityFlags::SECURE_CONNECTION) {
+        let len = auth.auth_response.len().min(255);
+        payload.push(u8::try_from(len).unwrap_or(u8::MAX));
+        payload.extend_from_slice(auth.auth_response.get(..len).unwrap_or_default());
+    } else {
+        payload.extend_from_slice(&auth.auth_response);
+        payload.push(0);
+    }
+    payload.extend_from_slice(auth.database.as_deref().unwrap_or_default());
+    payload.push(0);
+    payload.extend_from_slice(&u16::from(auth.character_set).to_le_bytes());
+    if capabilities.contains(CapabilityFlags::PLUGIN_AUTH) {
+        payload.extend_from_slice(auth.auth_plugin_name.as_deref().unwrap_or_default());
+        payload.push(0);
+    }
+    if capabilities.contains(CapabilityFlags::CONNECT_ATTRS) {
+        // An empty attribute block: the new client's attributes describe
+        // a connection it does not have.
+        payload.push(0);
+    }
+    payload
 }
 
 /// A hook's result with the decision unwrapped: `Ok(None)` is a decision

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use mysql_proxy_plugin_abi::{BalancePolicy, PluginBox, SessionState};
+use mysql_proxy_plugin_abi::{BalancePolicy, PluginBox, PoolSpec, SessionState};
 use tokio::net::TcpStream;
 
 use crate::backends::BackendRegistry;
@@ -32,6 +32,7 @@ pub struct ListenerContext {
     pub logger: slog::Logger,
     pub connect_timeout: Duration,
     pub balance: BalancePolicy,
+    pub pool: PoolSpec,
     pub read_timeout: Duration,
     pub write_timeout: Duration,
     pub max_packet_size: usize,

@@ -6,7 +6,7 @@
 use mysql_proxy_plugin_abi::{
     abi_stable::{export_root_module, std_types::RResult},
     BackendType, BalancePolicy, Hooks, HostHandle, ListenerSpec, LogLevel, OptionKind, OptionSpec,
-    Plugin, PluginDefinition, PluginModuleRef, PluginOptions, SessionState,
+    Plugin, PluginDefinition, PluginModuleRef, PluginOptions, PoolReset, SessionState,
 };
 
 /// Backend used when `--proxy-backend-addresses` is not given.
@@ -37,7 +37,10 @@ impl PluginDefinition for ProxyPlugin {
             OptionSpec::new("proxy-fix-bug-25371", Flag, "", "fix bug #25371 (mysqld > 5.1.12) for older libmysql versions (accepted, no effect)"),
             OptionSpec::new("proxy-lua-script", Filename, "<file>", "filename of the lua script (default: not set)").with_short('s'),
             OptionSpec::new("no-proxy", Flag, "", "don't start the proxy-module (default: enabled)"),
-            OptionSpec::new("proxy-pool-no-change-user", Flag, "", "don't use CHANGE_USER to reset the connection coming from the pool (default: enabled)"),
+            OptionSpec::new("proxy-pool-no-change-user", Flag, "", "don't use CHANGE_USER to reset the connection coming from the pool: clients must log in as the pooled connection's user (checked by the proxy), and COM_RESET_CONNECTION resets the session (default: CHANGE_USER)"),
+            OptionSpec::new("proxy-pool-max-idle", Integer, "<n>", "keep up to n idle authenticated server connections per backend for the next clients; 0 turns the pool off (default: 0)"),
+            OptionSpec::new("proxy-pool-min-idle", Integer, "<n>", "idle pooled connections never closed for being idle too long (default: 0)"),
+            OptionSpec::new("proxy-pool-idle-timeout", Double, "<seconds>", "close pooled connections idle longer than this, above --proxy-pool-min-idle (default: 300)"),
             OptionSpec::new("proxy-connect-timeout", Double, "<seconds>", "connect timeout in seconds (default: 2.0 seconds)"),
             OptionSpec::new("proxy-read-timeout", Double, "<seconds>", "read timeout in seconds (default: 8 hours)"),
             OptionSpec::new("proxy-write-timeout", Double, "<seconds>", "write timeout in seconds (default: 8 hours)"),
@@ -67,6 +70,21 @@ impl PluginDefinition for ProxyPlugin {
                     *field = (seconds * 1000.0).round() as u64;
                 }
             }
+        }
+        let count = |name: &str| -> Result<u32, String> {
+            options.get(name).map_or(Ok(0), |v| {
+                v.trim()
+                    .parse::<u32>()
+                    .map_err(|_| format!("--{name}: '{v}' is not a number >= 0"))
+            })
+        };
+        listener.pool.max_idle = count("proxy-pool-max-idle")?;
+        listener.pool.min_idle = count("proxy-pool-min-idle")?;
+        if let Some(seconds) = options.double("proxy-pool-idle-timeout")? {
+            listener.pool.idle_timeout_ms = (seconds.max(0.0) * 1000.0).round() as u64;
+        }
+        if options.flag("proxy-pool-no-change-user") {
+            listener.pool.reset = PoolReset::ResetConnection;
         }
         if let Some(name) = options.get("proxy-balance") {
             listener.balance = BalancePolicy::parse(name).ok_or_else(|| {

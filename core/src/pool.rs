@@ -1,0 +1,191 @@
+//! Idle authenticated server connections of one backend, kept for the next
+//! client instead of being closed (MySQL Proxy 0.8's pool, made automatic).
+//!
+//! A parked connection is stored as a plain std socket, deregistered from the
+//! event thread that used it, so whichever event thread takes it registers
+//! it with its own runtime. Along with it is kept what its next client needs:
+//! the handshake its first client saw (a new client must answer that same
+//! challenge) and the credentials it was opened with.
+
+use std::collections::VecDeque;
+use std::io::ErrorKind;
+use std::net::TcpStream;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mysql_proxy_plugin_abi::PoolSpec;
+use mysql_proxy_protocol::constants::CapabilityFlags;
+
+/// An authenticated server connection waiting for a client.
+#[derive(Debug)]
+pub struct PooledConn {
+    pub stream: TcpStream,
+    /// The handshake frame (header included) its first client was sent.
+    pub greeting: Bytes,
+    /// The user it is logged in as, and the auth response that logged it
+    /// in (to check a returning client without a round trip).
+    pub username: Bytes,
+    pub auth_response: Bytes,
+    /// The capabilities its first client negotiated: the server keeps
+    /// parsing (e.g. COM_CHANGE_USER) and answering by them.
+    pub capabilities: CapabilityFlags,
+    parked_at: Instant,
+}
+
+impl PooledConn {
+    pub fn new(
+        stream: TcpStream,
+        greeting: Bytes,
+        username: Bytes,
+        auth_response: Bytes,
+        capabilities: CapabilityFlags,
+    ) -> Self {
+        Self {
+            stream,
+            greeting,
+            username,
+            auth_response,
+            capabilities,
+            parked_at: Instant::now(),
+        }
+    }
+
+    /// Whether the server closed it (or sent something unasked, such as a
+    /// timeout notice) while it was idle.
+    fn is_stale(&self) -> bool {
+        let mut probe = [0u8; 1];
+        match self.stream.peek(&mut probe) {
+            Err(error) => error.kind() != ErrorKind::WouldBlock,
+            Ok(_) => true,
+        }
+    }
+}
+
+/// The idle connections of one backend, most recently parked last.
+#[derive(Debug, Default)]
+pub struct BackendPool {
+    idle: Mutex<VecDeque<PooledConn>>,
+}
+
+impl BackendPool {
+    /// Keeps a connection if the pool has room (true); closes it otherwise.
+    pub fn park(&self, conn: PooledConn, spec: &PoolSpec) -> bool {
+        let mut idle = self.lock();
+        trim(&mut idle, spec);
+        if idle.len() >= spec.max_idle as usize {
+            return false;
+        }
+        idle.push_back(conn);
+        true
+    }
+
+    /// The most recently parked connection that is still alive; stale and
+    /// expired ones met on the way are closed.
+    pub fn take(&self, spec: &PoolSpec) -> Option<PooledConn> {
+        let mut idle = self.lock();
+        trim(&mut idle, spec);
+        while let Some(conn) = idle.pop_back() {
+            if !conn.is_stale() {
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    /// Closes every idle connection (e.g. the backend went down).
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<PooledConn>> {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Closes connections idle longer than the timeout, oldest first, keeping
+/// at least `min_idle`.
+fn trim(idle: &mut VecDeque<PooledConn>, spec: &PoolSpec) {
+    let timeout = Duration::from_millis(spec.idle_timeout_ms);
+    while idle.len() > spec.min_idle as usize
+        && idle
+            .front()
+            .is_some_and(|c| c.parked_at.elapsed() > timeout)
+    {
+        idle.pop_front();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mysql_proxy_plugin_abi::PoolReset;
+    use std::net::TcpListener;
+
+    fn spec(max_idle: u32, min_idle: u32, idle_timeout_ms: u64) -> PoolSpec {
+        PoolSpec {
+            max_idle,
+            min_idle,
+            idle_timeout_ms,
+            reset: PoolReset::ChangeUser,
+        }
+    }
+
+    /// A connected pair: the pooled side, and the "server" side.
+    fn pair(listener: &TcpListener) -> (PooledConn, TcpStream) {
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        client.set_nonblocking(true).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let conn = PooledConn::new(
+            client,
+            Bytes::new(),
+            Bytes::new(),
+            Bytes::new(),
+            CapabilityFlags(0),
+        );
+        (conn, server)
+    }
+
+    #[test]
+    fn keeps_up_to_max_idle_and_skips_closed_connections() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let pool = BackendPool::default();
+        let spec = spec(2, 0, 60_000);
+        let (a, _server_a) = pair(&listener);
+        let (b, server_b) = pair(&listener);
+        let (c, _server_c) = pair(&listener);
+        assert!(pool.park(a, &spec));
+        assert!(pool.park(b, &spec));
+        assert!(!pool.park(c, &spec), "full");
+        drop(server_b);
+        std::thread::sleep(Duration::from_millis(50));
+        // b (the newest) is closed by its server: skipped, a comes out.
+        assert!(pool.take(&spec).is_some());
+        assert!(pool.is_empty());
+    }
+
+    #[test]
+    fn idle_connections_expire_down_to_min_idle() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let pool = BackendPool::default();
+        let keep = spec(3, 0, 60_000);
+        let mut servers = Vec::new();
+        for _ in 0..3 {
+            let (conn, server) = pair(&listener);
+            servers.push(server);
+            assert!(pool.park(conn, &keep));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        let expire = spec(3, 1, 1);
+        assert!(pool.take(&expire).is_some());
+        assert!(pool.is_empty(), "two expired, the kept one was taken");
+    }
+}
