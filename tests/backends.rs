@@ -29,43 +29,6 @@ fn port_of_new_client(proxy: &Proxy) -> u16 {
     conn.query_first("SELECT @@port").unwrap().unwrap()
 }
 
-/// One backend's row of the admin table, as column name -> value.
-fn admin_row(proxy: &Proxy, backend_ndx: u32) -> HashMap<String, String> {
-    let out = mariadb_cli(
-        proxy.admin_port(),
-        "admin",
-        Some("secret"),
-        &["-e", "SELECT * FROM backends"],
-    );
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap_or_default().split('\t').collect();
-    let row = lines
-        .find(|line| line.starts_with(&format!("{backend_ndx}\t")))
-        .unwrap_or_else(|| panic!("no backend {backend_ndx} in:\n{text}"));
-    header
-        .iter()
-        .zip(row.split('\t'))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-/// Waits (bounded) until the admin table shows `state` for a backend.
-fn wait_for_state(proxy: &Proxy, backend_ndx: u32, state: &str, within: Duration) -> Duration {
-    let began = Instant::now();
-    loop {
-        let row = admin_row(proxy, backend_ndx);
-        if row["state"] == state {
-            return began.elapsed();
-        }
-        assert!(
-            began.elapsed() < within,
-            "backend {backend_ndx} not {state} within {within:?}: {row:?}"
-        );
-        thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn least_connections_spreads_concurrent_clients_evenly() {
     let servers = [MariaDb::start(), MariaDb::start(), MariaDb::start()];
@@ -86,7 +49,7 @@ fn least_connections_spreads_concurrent_clients_evenly() {
     for server in &servers {
         assert_eq!(per_port.get(&server.port()), Some(&2), "{per_port:?}");
     }
-    assert_eq!(admin_row(&proxy, 2)["connected_clients"], "2");
+    assert_eq!(proxy.backend_row(2)["connected_clients"], "2");
 }
 
 #[test]
@@ -123,7 +86,7 @@ fn weighted_follows_the_weights() {
     let ports: Vec<u16> = (0..8).map(|_| port_of_new_client(&proxy)).collect();
     let heavy_count = ports.iter().filter(|&&p| p == heavy.port()).count();
     assert_eq!(heavy_count, 6, "{ports:?}");
-    assert_eq!(admin_row(&proxy, 1)["weight"], "3");
+    assert_eq!(proxy.backend_row(1)["weight"], "3");
 }
 
 #[test]
@@ -143,7 +106,7 @@ fn first_available_is_an_ordered_failover_list() {
     for _ in 0..3 {
         assert_eq!(port_of_new_client(&proxy), second.port());
     }
-    assert_eq!(admin_row(&proxy, 1)["state"], "down");
+    assert_eq!(proxy.backend_row(1)["state"], "down");
 }
 
 #[test]
@@ -164,7 +127,7 @@ fn kill_9_under_sysbench_fails_over_and_the_backend_comes_back() {
             .backend(survivor.addr())
             .arg(format!("--health-check-interval={}", interval.as_secs())),
     );
-    wait_for_state(&proxy, 1, "up", Duration::from_secs(5));
+    proxy.wait_for_backend(1, "state", "up", Duration::from_secs(5));
 
     // A client on the victim (index 1 is first on ties), then the load.
     let mut on_victim = proxy.endpoint().root_conn();
@@ -180,7 +143,7 @@ fn kill_9_under_sysbench_fails_over_and_the_backend_comes_back() {
             .expect("sysbench hangs")
     });
     thread::sleep(Duration::from_secs(3));
-    let before = admin_row(&proxy, 1);
+    let before = proxy.backend_row(1);
     victim.kill9();
 
     // The victim's client loses its connection at once, as with a crashed
@@ -214,7 +177,7 @@ fn kill_9_under_sysbench_fails_over_and_the_backend_comes_back() {
         "clients of the dead backend must get 2013/2006:\n{report}"
     );
 
-    let down = admin_row(&proxy, 1);
+    let down = proxy.backend_row(1);
     assert_eq!(down["state"], "down", "{down:?}");
     assert!(down["state_reason"].contains("failed"), "{down:?}");
     let number = |row: &HashMap<String, String>, key: &str| row[key].parse::<u64>().unwrap();
@@ -226,7 +189,7 @@ fn kill_9_under_sysbench_fails_over_and_the_backend_comes_back() {
 
     // Restarted, it is up again within two health intervals and gets clients.
     victim.restart();
-    let took = wait_for_state(&proxy, 1, "up", 2 * interval + Duration::from_secs(1));
+    let took = proxy.wait_for_backend(1, "state", "up", 2 * interval + Duration::from_secs(1));
     eprintln!("backend back up {took:?} after the restart");
     assert_eq!(port_of_new_client(&proxy), victim.port());
 }
@@ -268,7 +231,7 @@ fn a_backend_that_never_greets_is_marked_down_and_the_client_lands_elsewhere() {
     let took = began.elapsed();
     assert!(took >= Duration::from_millis(500), "{took:?}");
     assert!(took < Duration::from_secs(5), "{took:?}");
-    let row = admin_row(&proxy, 1);
+    let row = proxy.backend_row(1);
     assert_eq!(row["state"], "down", "{row:?}");
     assert!(row["state_reason"].contains("connect failed"), "{row:?}");
     // (The harness's readiness probe may have tried it as well.)
@@ -287,9 +250,9 @@ fn health_checks_mark_a_silent_backend_down_without_any_client() {
             .arg("--health-check-timeout=0.3"),
     );
 
-    wait_for_state(&proxy, 1, "down", Duration::from_secs(5));
-    wait_for_state(&proxy, 2, "up", Duration::from_secs(5));
-    assert!(admin_row(&proxy, 1)["state_reason"].contains("health check failed"));
+    proxy.wait_for_backend(1, "state", "down", Duration::from_secs(5));
+    proxy.wait_for_backend(2, "state", "up", Duration::from_secs(5));
+    assert!(proxy.backend_row(1)["state_reason"].contains("health check failed"));
 }
 
 #[test]
@@ -311,7 +274,7 @@ fn an_offline_backend_drains() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(admin_row(&proxy, 1)["state"], "offline");
+    assert_eq!(proxy.backend_row(1)["state"], "offline");
 
     // New clients go elsewhere; the existing session carries on.
     for _ in 0..3 {
@@ -323,5 +286,5 @@ fn an_offline_backend_drains() {
     let update = "UPDATE backends SET state = 'online' WHERE backend_ndx = 1";
     let out = mariadb_cli(proxy.admin_port(), "admin", Some("secret"), &["-e", update]);
     assert!(out.status.success());
-    wait_for_state(&proxy, 1, "up", Duration::from_secs(5));
+    proxy.wait_for_backend(1, "state", "up", Duration::from_secs(5));
 }

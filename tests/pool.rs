@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mysql::prelude::Queryable;
 use mysql_proxy_tests::{mariadb_cli, MariaDb, Proxy, TEST_PASSWORD, TEST_USER};
@@ -24,30 +24,6 @@ fn pooled_proxy(server: &MariaDb, extra: &[&str]) -> Proxy {
     builder
         .start()
         .unwrap_or_else(|e| panic!("proxy did not start: {e}"))
-}
-
-/// Waits (bounded) until the backend's pool holds `n` idle connections.
-fn wait_for_idle(proxy: &Proxy, n: usize) {
-    let began = Instant::now();
-    loop {
-        let out = mariadb_cli(
-            proxy.admin_port(),
-            "admin",
-            Some("secret"),
-            &["-N", "-e", "SELECT * FROM backends"],
-        );
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        // backend_ndx, address, state, type, uuid, connected_clients, weight, idle_connections
-        let idle = text.split('\t').nth(7).unwrap_or_default().to_string();
-        if idle == n.to_string() {
-            return;
-        }
-        assert!(
-            began.elapsed() < Duration::from_secs(5),
-            "idle {idle}, want {n}: {text}"
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Leaves state behind in a session: a user variable and a temporary table.
@@ -82,6 +58,9 @@ fn assert_clean(conn: &mut mysql::Conn) {
     assert!(error.to_string().contains("doesn't exist"), "{error}");
 }
 
+/// How soon a client's server connection is back in the pool.
+const IDLE_WITHIN: Duration = Duration::from_secs(5);
+
 #[test]
 fn the_next_client_reuses_the_server_connection_with_a_clean_session() {
     let server = MariaDb::start();
@@ -90,7 +69,7 @@ fn the_next_client_reuses_the_server_connection_with_a_clean_session() {
     let mut first = proxy.endpoint().root_conn();
     let thread_id = leave_state(&mut first);
     drop(first);
-    wait_for_idle(&proxy, 1);
+    proxy.wait_for_backend(1, "idle_connections", "1", IDLE_WITHIN);
 
     let mut second = proxy.endpoint().root_conn();
     let reused = connection_id(&mut second);
@@ -99,7 +78,7 @@ fn the_next_client_reuses_the_server_connection_with_a_clean_session() {
     drop(second);
 
     // Another user logs in on it through COM_CHANGE_USER.
-    wait_for_idle(&proxy, 1);
+    proxy.wait_for_backend(1, "idle_connections", "1", IDLE_WITHIN);
     let mut other = proxy.endpoint().user_conn();
     let reused = connection_id(&mut other);
     assert_eq!(reused, thread_id);
@@ -108,7 +87,7 @@ fn the_next_client_reuses_the_server_connection_with_a_clean_session() {
     drop(other);
 
     // A wrong password is refused by the server, pooled connection or not.
-    wait_for_idle(&proxy, 1);
+    proxy.wait_for_backend(1, "idle_connections", "1", IDLE_WITHIN);
     let stderr = test_user_login_error(&proxy, "wrong");
     assert!(stderr.contains("ERROR 1045"), "{stderr}");
 }
@@ -121,7 +100,7 @@ fn a_pooled_connection_the_server_closed_is_never_handed_out() {
     let mut first = proxy.endpoint().root_conn();
     let thread_id = connection_id(&mut first);
     drop(first);
-    wait_for_idle(&proxy, 1);
+    proxy.wait_for_backend(1, "idle_connections", "1", IDLE_WITHIN);
     server
         .root_conn()
         .query_drop(format!("KILL {thread_id}"))
@@ -141,7 +120,7 @@ fn without_change_user_only_the_same_login_is_let_in() {
     let mut first = proxy.endpoint().root_conn();
     let thread_id = leave_state(&mut first);
     drop(first);
-    wait_for_idle(&proxy, 1);
+    proxy.wait_for_backend(1, "idle_connections", "1", IDLE_WITHIN);
 
     // The same login: same server thread, session reset.
     let mut second = proxy.endpoint().root_conn();
@@ -151,7 +130,7 @@ fn without_change_user_only_the_same_login_is_let_in() {
     drop(second);
 
     // Another user cannot take it over.
-    wait_for_idle(&proxy, 1);
+    proxy.wait_for_backend(1, "idle_connections", "1", IDLE_WITHIN);
     let stderr = test_user_login_error(&proxy, TEST_PASSWORD);
     assert!(
         stderr.contains("ERROR 1045") && stderr.contains("(proxy-pool) login failed"),

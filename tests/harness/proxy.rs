@@ -1,6 +1,7 @@
 //! The real `mysql-proxy` binary with its real plugin libraries, started on free
 //! loopback ports with its output captured, and killed when the test is done.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::fs::{self, File};
 use std::path::PathBuf;
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::client::Endpoint;
+use crate::client::{mariadb_cli, Endpoint};
 use crate::net::{free_port, port_accepts};
 use crate::paths::{build_dir, proxy_binary};
 use crate::process::{
@@ -107,10 +108,7 @@ impl ProxyBuilder {
         );
         if let Some(port) = admin_port {
             args.push(format!("--admin-address=127.0.0.1:{port}"));
-            let (user, password) = self
-                .admin_credentials
-                .clone()
-                .unwrap_or_else(|| ("admin".into(), "secret".into()));
+            let (user, password) = self.admin_login();
             args.push(format!("--admin-username={user}"));
             args.push(format!("--admin-password={password}"));
         }
@@ -130,6 +128,13 @@ impl ProxyBuilder {
             }
         }
         Err(last.unwrap_or_else(|| StartError::new("no start attempt made", None, "", "")))
+    }
+
+    /// The admin plugin's credentials: as set, or `admin` / `secret`.
+    fn admin_login(&self) -> (String, String) {
+        self.admin_credentials
+            .clone()
+            .unwrap_or_else(|| ("admin".into(), "secret".into()))
     }
 
     fn try_start(&self) -> Result<Proxy, StartError> {
@@ -160,6 +165,7 @@ impl ProxyBuilder {
             child,
             proxy_port,
             admin_port,
+            admin_credentials: self.admin_login(),
             args,
             stdout_path,
             stderr_path,
@@ -234,6 +240,7 @@ pub struct Proxy {
     child: Child,
     proxy_port: Option<u16>,
     admin_port: Option<u16>,
+    admin_credentials: (String, String),
     args: Vec<String>,
     stdout_path: PathBuf,
     stderr_path: PathBuf,
@@ -270,6 +277,57 @@ impl Proxy {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// One backend's row of the admin port's `backends` table, as column
+    /// name -> value (read with the `mariadb` CLI).
+    pub fn backend_row(&self, backend_ndx: u32) -> HashMap<String, String> {
+        let (user, password) = &self.admin_credentials;
+        let out = mariadb_cli(
+            self.admin_port(),
+            user,
+            Some(password),
+            &["-e", "SELECT * FROM backends"],
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines.next().unwrap_or_default().split('\t').collect();
+        let row = lines
+            .find(|line| line.starts_with(&format!("{backend_ndx}\t")))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no backend {backend_ndx} in the admin table:\n{text}{}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            });
+        header
+            .iter()
+            .zip(row.split('\t'))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// Waits until a backend's `column` in the admin table reads `value`;
+    /// returns how long that took, panics after `within`.
+    pub fn wait_for_backend(
+        &self,
+        backend_ndx: u32,
+        column: &str,
+        value: &str,
+        within: Duration,
+    ) -> Duration {
+        let began = Instant::now();
+        loop {
+            let row = self.backend_row(backend_ndx);
+            if row.get(column).is_some_and(|v| v == value) {
+                return began.elapsed();
+            }
+            assert!(
+                began.elapsed() < within,
+                "backend {backend_ndx}: {column} not {value} within {within:?}: {row:?}"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// The command line the proxy was started with.
