@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -236,6 +236,44 @@ fn a_backend_that_never_greets_is_marked_down_and_the_client_lands_elsewhere() {
     assert!(row["state_reason"].contains("connect failed"), "{row:?}");
     // (The harness's readiness probe may have tried it as well.)
     assert!(row["connect_failures"] != "0", "{row:?}");
+}
+
+/// A backend that answers every connection with ERR 1040 "Too many
+/// connections" instead of a handshake, as a full server does. (MariaDB
+/// 10.11 only counts connections at login, so it cannot be made to do this
+/// reliably here.)
+fn full_backend() -> (String, thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let handle = thread::spawn(move || {
+        let mut payload = vec![0xff, 0x10, 0x04];
+        payload.extend_from_slice(b"Too many connections");
+        let mut frame = (payload.len() as u32).to_le_bytes()[..3].to_vec();
+        frame.push(0);
+        frame.extend_from_slice(&payload);
+        for stream in listener.incoming().take(50).flatten() {
+            let mut stream = stream;
+            let _ = stream.write_all(&frame);
+        }
+    });
+    (address, handle)
+}
+
+#[test]
+fn a_backend_refusing_connections_sends_the_client_elsewhere() {
+    let (full, _full) = full_backend();
+    let server = MariaDb::start();
+    let proxy = start(
+        Proxy::builder()
+            .backend(full)
+            .backend(server.addr())
+            .arg("--health-check-interval=0"),
+    );
+
+    assert_eq!(port_of_new_client(&proxy), server.port());
+    let row = proxy.backend_row(1);
+    assert_eq!(row["state"], "down", "{row:?}");
+    assert!(row["state_reason"].contains("1040"), "{row:?}");
 }
 
 #[test]

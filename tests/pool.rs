@@ -137,3 +137,88 @@ fn without_change_user_only_the_same_login_is_let_in() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_client_leaving_mid_transaction_does_not_pool_its_locks() {
+    let server = MariaDb::start();
+    server
+        .root_conn()
+        .query_drop("CREATE TABLE test.pool_locks (id INT PRIMARY KEY, n INT) ENGINE=InnoDB")
+        .unwrap();
+    server
+        .root_conn()
+        .query_drop("INSERT INTO test.pool_locks VALUES (1, 0)")
+        .unwrap();
+    let proxy = pooled_proxy(&server, &[]);
+
+    let mut locker = proxy.endpoint().root_conn();
+    let thread_id = connection_id(&mut locker);
+    locker.query_drop("BEGIN").unwrap();
+    locker
+        .query_drop("UPDATE test.pool_locks SET n = 1 WHERE id = 1")
+        .unwrap();
+    drop(locker);
+
+    // The server connection is closed, not pooled: the server rolls back
+    // and the row lock is gone at once.
+    let mut other = server.root_conn();
+    other
+        .query_drop("SET innodb_lock_wait_timeout = 5")
+        .unwrap();
+    other
+        .query_drop("UPDATE test.pool_locks SET n = 2 WHERE id = 1")
+        .unwrap();
+    let n: i32 = other
+        .query_first("SELECT n FROM test.pool_locks WHERE id = 1")
+        .unwrap()
+        .unwrap();
+    assert_eq!(n, 2, "the abandoned transaction was rolled back");
+    assert_eq!(proxy.backend_row(1)["idle_connections"], "0");
+    let mut next = proxy.endpoint().root_conn();
+    assert_ne!(connection_id(&mut next), thread_id);
+}
+
+#[test]
+fn taking_a_backend_offline_closes_its_pooled_connections() {
+    let server = MariaDb::start();
+    let proxy = pooled_proxy(&server, &[]);
+    drop(proxy.endpoint().root_conn());
+    proxy.wait_for_backend(1, "idle_connections", "1", IDLE_WITHIN);
+    let out = mariadb_cli(
+        proxy.admin_port(),
+        "admin",
+        Some("secret"),
+        &[
+            "-e",
+            "UPDATE backends SET state='offline' WHERE backend_ndx=1",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(proxy.backend_row(1)["idle_connections"], "0");
+}
+
+#[test]
+fn after_a_change_user_the_connection_is_not_filed_under_the_first_login() {
+    let server = MariaDb::start();
+    let proxy = pooled_proxy(&server, &["--proxy-pool-no-change-user"]);
+
+    let mut first = proxy.endpoint().root_conn();
+    let thread_id = connection_id(&mut first);
+    first
+        .change_user(
+            mysql::ChangeUserOpts::default()
+                .with_user(Some(TEST_USER.into()))
+                .with_pass(Some(TEST_PASSWORD.into())),
+        )
+        .unwrap();
+    let user: String = first.query_first("SELECT CURRENT_USER()").unwrap().unwrap();
+    assert!(user.starts_with(&format!("{TEST_USER}@")), "{user}");
+    drop(first);
+    thread::sleep(Duration::from_millis(200));
+
+    // root again: must not be handed the connection now logged in as TEST_USER.
+    let mut next = proxy.endpoint().root_conn();
+    assert_ne!(connection_id(&mut next), thread_id);
+    let user: String = next.query_first("SELECT CURRENT_USER()").unwrap().unwrap();
+    assert!(user.starts_with("root@"), "{user}");
+}

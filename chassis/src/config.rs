@@ -517,14 +517,22 @@ impl ChassisConfig {
                 }
             },
         };
-        let mut seconds = |name: &str, default: Duration| match values.get(name) {
+        // `zero_allowed`: whether 0 means something (e.g. "off").
+        let mut seconds = |name: &str, default: Duration, zero_allowed: bool| match values.get(name)
+        {
             None => default,
             Some(given) => match given.value().trim().parse::<f64>() {
-                Ok(secs) if secs.is_finite() && secs >= 0.0 => Duration::from_secs_f64(secs),
+                Ok(secs) if secs.is_finite() && (secs > 0.0 || (zero_allowed && secs == 0.0)) => {
+                    Duration::from_secs_f64(secs)
+                }
                 _ => {
+                    let bound = if zero_allowed { ">= 0" } else { "> 0" };
                     check.problems.push(given.problem(
                         name,
-                        format!("expected a number of seconds >= 0, got '{}'", given.value()),
+                        format!(
+                            "expected a number of seconds {bound}, got '{}'",
+                            given.value()
+                        ),
                     ));
                     default
                 }
@@ -532,8 +540,8 @@ impl ChassisConfig {
         };
         let defaults = HealthConfig::default();
         let health = HealthConfig {
-            interval: seconds(names::HEALTH_CHECK_INTERVAL, defaults.interval),
-            timeout: seconds(names::HEALTH_CHECK_TIMEOUT, defaults.timeout),
+            interval: seconds(names::HEALTH_CHECK_INTERVAL, defaults.interval, true),
+            timeout: seconds(names::HEALTH_CHECK_TIMEOUT, defaults.timeout, false),
             user: string(names::HEALTH_CHECK_USER),
             password: string(names::HEALTH_CHECK_PASSWORD).unwrap_or_default(),
         };

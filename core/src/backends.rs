@@ -72,8 +72,12 @@ impl Backend {
     }
 
     /// Sets the state, recording and logging the change if it is one;
-    /// returns the previous state.
+    /// returns the previous state. A backend that takes no new clients
+    /// (down, offline) has its pooled connections closed.
     pub fn set_state(&self, state: BackendState, reason: &str) -> BackendState {
+        if matches!(state, BackendState::Down | BackendState::Offline) {
+            self.pool.clear();
+        }
         let mut change = self.change.lock().unwrap_or_else(PoisonError::into_inner);
         let previous = state_from_u8(self.state.swap(state as u8, Ordering::Relaxed));
         if previous != state {
@@ -98,10 +102,8 @@ impl Backend {
         previous
     }
 
-    /// Marks it down unless an operator took it offline; its pooled
-    /// connections are closed (they would fail their next client).
+    /// Marks it down unless an operator took it offline.
     pub fn mark_down(&self, reason: &str) {
-        self.pool.clear();
         if self.state() != BackendState::Offline {
             self.set_state(BackendState::Down, reason);
         }

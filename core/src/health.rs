@@ -262,7 +262,8 @@ fn scramble(password: &str, challenge: &[u8]) -> Bytes {
     Bytes::copy_from_slice(&native_password_scramble(password.as_bytes(), challenge))
 }
 
-fn error_text(payload: &Bytes) -> String {
+/// An ERR packet's code and message, for logs and state reasons.
+pub(crate) fn error_text(payload: &Bytes) -> String {
     match ErrPacket::decode(payload) {
         Ok(error) => format!("error {}: {}", error.code, error.message_lossy()),
         Err(_) => "malformed error packet".to_string(),

@@ -13,7 +13,7 @@ use mysql_proxy_plugin_abi::{
     PoolReset, QueryDecision, Response, SessionState, SqlError,
 };
 use mysql_proxy_protocol::codec::{self, HEADER_LEN};
-use mysql_proxy_protocol::constants::{CapabilityFlags, Command};
+use mysql_proxy_protocol::constants::{CapabilityFlags, Command, StatusFlags};
 use mysql_proxy_protocol::packets::{HandshakeResponse41, HandshakeV10};
 use mysql_proxy_protocol::tracker::ResponseTracker;
 use tokio::net::TcpStream;
@@ -73,6 +73,10 @@ pub(super) struct Server {
     /// during authentication (a pooled connection's COM_CHANGE_USER starts
     /// its own sequence at 0, the client's login continues its handshake's).
     pub auth_seq_shift: u8,
+    /// Whether the server accepted this session's client login: only then
+    /// may the connection go to the pool (and be handed to someone else
+    /// as that login).
+    pub logged_in: bool,
 }
 
 /// Who a connection is logged in as, the auth response that did it, and the
@@ -262,6 +266,14 @@ impl Session {
                     ConnError::Timeout => "no handshake".to_string(),
                     other => format!("bad handshake: {other}"),
                 })?;
+                if greeting.first_byte() == Some(0xff) {
+                    // E.g. 1040 "Too many connections": another backend may
+                    // take the client.
+                    return Err(format!(
+                        "refused the connection ({})",
+                        crate::health::error_text(&greeting.payload)
+                    ));
+                }
                 Ok::<_, String>((conn, greeting))
             });
             let failure = match attempt.await {
@@ -274,6 +286,7 @@ impl Session {
                         greeting: Some(greeting),
                         pooled: None,
                         auth_seq_shift: 0,
+                        logged_in: false,
                     });
                 }
                 Ok(Err(reason)) => reason,
@@ -326,6 +339,7 @@ impl Session {
                 capabilities: pooled.capabilities,
             }),
             auth_seq_shift: 0,
+            logged_in: false,
         })
     }
 
@@ -502,6 +516,15 @@ impl Session {
             Ok(Some(AuthDecision::Forward)) if self.is_pooled() => {
                 return self.pooled_login(&auth, packet.last_seq).await;
             }
+            Ok(Some(AuthDecision::Rewrite(bytes))) if self.is_pooled() => {
+                return match HandshakeResponse41::decode(&Bytes::copy_from_slice(bytes.as_slice()))
+                {
+                    Ok(rewritten) => self.pooled_login(&rewritten, packet.last_seq).await,
+                    Err(error) => Phase::Disconnect(Some(SessionError::PluginRefused(format!(
+                        "rewritten auth response is not valid: {error}"
+                    )))),
+                };
+            }
             Ok(Some(AuthDecision::Forward)) => packet.raw.clone(),
             Ok(Some(AuthDecision::Rewrite(bytes))) => {
                 let mut framed = bytes::BytesMut::new();
@@ -513,6 +536,11 @@ impl Session {
                 framed.freeze()
             }
             Ok(Some(AuthDecision::Reply(response))) => {
+                if self.is_pooled() {
+                    // The plugin lets the client in itself: it must not get
+                    // the pooled connection's previous login with it.
+                    self.server = None;
+                }
                 let refused = matches!(response, Response::Error(_));
                 if let Err(error) = self.send_response(&response).await {
                     return Phase::Disconnect(Some(error));
@@ -586,6 +614,7 @@ impl Session {
                         Err(error) => return Phase::Disconnect(Some(server.error(error))),
                     }
                 }
+                server.logged_in = true;
                 match self.send_response(&Response::Ok(Default::default())).await {
                     Ok(()) => Phase::Command,
                     Err(error) => Phase::Disconnect(Some(error)),
@@ -657,7 +686,10 @@ impl Session {
                 return Phase::Disconnect(Some(client_error(error)));
             }
             match packet.first_byte() {
-                Some(0x00) => return Phase::Command,
+                Some(0x00) => {
+                    server.logged_in = true;
+                    return Phase::Command;
+                }
                 Some(0xff) => return Phase::Disconnect(None),
                 Some(0xfe) | Some(0x01) => continue,
                 _ => {
@@ -771,6 +803,11 @@ impl Session {
     /// Keeps the session state in step with what the server did.
     fn after_response(&mut self, command: &[u8], summary: &relay::Summary) {
         self.state.server_status = summary.status;
+        if command.first() == Some(&(Command::ChangeUser as u8)) {
+            // Whatever the outcome, the connection is no longer logged in
+            // as the login the pool would file it under.
+            self.login = None;
+        }
         if summary.is_error {
             return;
         }
@@ -894,11 +931,21 @@ impl Session {
     }
 
     /// Puts the server connection into its backend's pool if the pool is on
-    /// and has room, the session was between commands, and the proxy is not
-    /// shutting down; otherwise it is closed.
+    /// and has room, the server accepted the client's login, the session
+    /// was between commands and not in a transaction (its locks would be
+    /// held until the next client's reset), the backend takes clients, and
+    /// the proxy is not shutting down; otherwise it is closed.
     fn park(&mut self, server: Server) {
         let spec = &self.context.pool;
-        if spec.max_idle == 0 || !self.at_rest || self.context.sessions.is_shutting_down() {
+        let in_transaction = StatusFlags(self.state.server_status)
+            .intersects(StatusFlags::IN_TRANS | StatusFlags::IN_TRANS_READONLY);
+        if spec.max_idle == 0
+            || !server.logged_in
+            || !self.at_rest
+            || in_transaction
+            || !server.lease.backend().is_usable()
+            || self.context.sessions.is_shutting_down()
+        {
             return;
         }
         let Some(login) = self.login.take() else {

@@ -15,6 +15,14 @@ const HELP: &[(&str, &str)] = &[
         "SELECT * FROM backends",
         "lists the backends and their state",
     ),
+    (
+        "UPDATE backends SET state='offline' WHERE backend_ndx=N",
+        "takes a backend out: no new clients, current sessions stay",
+    ),
+    (
+        "UPDATE backends SET state='online' WHERE backend_ndx=N",
+        "puts an offline backend back (up or down as health checks find it)",
+    ),
 ];
 
 /// Session settings client libraries send when they connect; the admin port
