@@ -142,7 +142,17 @@ fn kill_9_under_sysbench_fails_over_and_the_backend_comes_back() {
         run_with_timeout(through_proxy.command("run"), Duration::from_secs(60))
             .expect("sysbench hangs")
     });
-    thread::sleep(Duration::from_secs(3));
+    // Kill once some of sysbench's clients are on the victim, however slowly
+    // it starts.
+    let began = Instant::now();
+    while proxy.backend_row(1)["connected_clients"] == "1" {
+        assert!(
+            began.elapsed() < Duration::from_secs(30),
+            "sysbench never connected"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    thread::sleep(Duration::from_secs(1));
     let before = proxy.backend_row(1);
     victim.kill9();
 

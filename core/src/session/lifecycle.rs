@@ -187,18 +187,23 @@ impl Session {
     }
 
     /// Walks the life cycle until the connection ends.
-    pub async fn run(mut self) {
+    ///
+    /// The session stays boxed, and the futures of the short phases are
+    /// boxed while they run: a future is as large as its largest state, and
+    /// an idle session (waiting in `command_phase`) should only pay for that
+    /// state, not for the login's.
+    pub async fn run(mut self: Box<Self>) {
         let _registration = self.context.sessions.register();
         let mut phase = Phase::ConnectServer;
         loop {
             phase = match phase {
-                Phase::ConnectServer => self.connect_server().await,
-                Phase::ReadHandshake => self.read_handshake().await,
-                Phase::ReadAuth => self.read_auth().await,
-                Phase::ReadAuthResult => self.read_auth_result().await,
+                Phase::ConnectServer => Box::pin(self.connect_server()).await,
+                Phase::ReadHandshake => Box::pin(self.read_handshake()).await,
+                Phase::ReadAuth => Box::pin(self.read_auth()).await,
+                Phase::ReadAuthResult => Box::pin(self.read_auth_result()).await,
                 Phase::Command => self.command_phase().await,
                 Phase::Disconnect(reason) => {
-                    self.disconnect(reason).await;
+                    Box::pin(self.disconnect(reason)).await;
                     return;
                 }
             };
@@ -503,8 +508,10 @@ impl Session {
                 .read_auth(&mut self.state, packet.payload.as_ref().into()),
         );
         self.login = Some(Login {
-            username: auth.username.clone(),
-            auth_response: auth.auth_response.clone(),
+            // Copies: slices would keep the whole read buffer they were cut
+            // from alive for the life of the session.
+            username: Bytes::copy_from_slice(&auth.username),
+            auth_response: Bytes::copy_from_slice(&auth.auth_response),
             // A pooled connection keeps what its first client negotiated.
             capabilities: match self.server.as_ref().and_then(|s| s.pooled.as_ref()) {
                 Some(pooled) => pooled.capabilities,
@@ -737,7 +744,8 @@ impl Session {
                 return Phase::Disconnect(None);
             }
             self.at_rest = false;
-            if let Err(error) = self.execute(packet).await {
+            // Boxed for the same reason as the phases in `run`.
+            if let Err(error) = Box::pin(self.execute(packet)).await {
                 return Phase::Disconnect(Some(error));
             }
             if command == Some(Command::Quit as u8) || self.state.close_after_reply {
