@@ -10,6 +10,7 @@
 mod bigresult;
 mod connect;
 mod failover;
+mod haproxy;
 mod idle;
 mod light;
 mod machine;
@@ -526,6 +527,22 @@ fn section_events(
             proxy_pid: Some(et2.pid()),
         },
     ];
+    // The reference relay, when installed.
+    let haproxy = match haproxy::Haproxy::start(db.port(), dir) {
+        Ok(haproxy) => Some(haproxy),
+        Err(e) => {
+            log.say(&format!("no HAProxy reference: {e}"));
+            None
+        }
+    };
+    let mut endpoints = endpoints.to_vec();
+    if let Some(haproxy) = &haproxy {
+        endpoints.push(Endpoint {
+            label: "haproxy".into(),
+            port: haproxy.port,
+            proxy_pid: Some(haproxy.pid()),
+        });
+    }
     let mut all = Vec::new();
     for &threads in EVENT_THREADS_LOADS {
         let c = oltp::compare(
@@ -855,6 +872,16 @@ fn target_row(
     ]);
 }
 
+/// How an endpoint label reads in a table.
+fn endpoint_name(label: &str) -> &str {
+    match label {
+        "et1" => "mysql-proxy --event-threads=1",
+        "et2" => "mysql-proxy --event-threads=2",
+        "haproxy" => "HAProxy, TCP mode",
+        other => other,
+    }
+}
+
 fn find<'a>(list: &'a [Comparison], workload: &str, threads: u32) -> Option<&'a Comparison> {
     list.iter()
         .find(|c| c.workload == workload && c.threads == threads)
@@ -1008,6 +1035,26 @@ fn summary_table(r: &Results) -> Table {
             always,
         );
     }
+    let relay_only = find(&r.events, "oltp_point_select", 8)
+        .filter(|c| c.sides.iter().any(|(label, _)| label == "haproxy"));
+    target_row(
+        &mut t,
+        "reference: HAProxy TCP relay/direct, point_select 8 thr",
+        "",
+        "",
+        relay_only.map(|c| tps_ratio(c, "haproxy", "direct")),
+        ratio,
+        always,
+    );
+    target_row(
+        &mut t,
+        "reference: HAProxy CPU per point select, 8 thr",
+        "",
+        "",
+        relay_only.and_then(|c| c.side("haproxy").proxy_cpu_per_query().map(|(u, s)| u + s)),
+        |v| format!("{v:.1} us"),
+        always,
+    );
     t
 }
 
@@ -1082,41 +1129,37 @@ fn detail_tables(r: &Results) -> Vec<(String, Table)> {
         let mut t = Table::new(&[
             "Workload",
             "Thr",
-            "Direct tps",
-            "et=1 tps",
-            "et=2 tps",
-            "et=1 / direct",
-            "et=2 / direct",
-            "et=2 / et=1",
-            "Proxy CPU/query us et=1 / et=2",
-            "p99 us D / et=1 / et=2",
+            "Endpoint",
+            "tps",
+            "vs direct",
+            "Relay CPU/query us (user+sys)",
+            "Relay ctx sw/query",
+            "p99 us",
         ]);
         for c in &r.events {
-            let (d, e1, e2) = (c.side("direct"), c.side("et1"), c.side("et2"));
-            let cpu = |s: &oltp::Side| {
-                s.proxy_cpu_per_query()
-                    .map(|(u, s)| num(u + s, 1))
-                    .unwrap_or_default()
-            };
-            t.row(vec![
-                c.workload.trim_start_matches("oltp_").to_string(),
-                c.threads.to_string(),
-                num(d.tps(), 0),
-                num(e1.tps(), 0),
-                num(e2.tps(), 0),
-                ratio(e1.tps() / d.tps()),
-                ratio(e2.tps() / d.tps()),
-                ratio(e2.tps() / e1.tps()),
-                format!("{} / {}", cpu(e1), cpu(e2)),
-                format!(
-                    "{} / {} / {}",
-                    num(d.percentile_us(99.0), 0),
-                    num(e1.percentile_us(99.0), 0),
-                    num(e2.percentile_us(99.0), 0)
-                ),
-            ]);
+            let direct = c.side("direct").tps();
+            for (label, side) in &c.sides {
+                t.row(vec![
+                    c.workload.trim_start_matches("oltp_").to_string(),
+                    c.threads.to_string(),
+                    endpoint_name(label).to_string(),
+                    num(side.tps(), 0),
+                    ratio(side.tps() / direct),
+                    side.proxy_cpu_per_query()
+                        .map(|(u, s)| format!("{} ({}+{})", num(u + s, 1), num(u, 1), num(s, 1)))
+                        .unwrap_or_default(),
+                    side.proxy_ctx_switches_per_query()
+                        .map(|x| num(x, 2))
+                        .unwrap_or_default(),
+                    num(side.percentile_us(99.0), 0),
+                ]);
+            }
         }
-        out.push(("--event-threads (separate proxies, same run)".into(), t));
+        out.push((
+            "--event-threads 1 and 2, and HAProxy (TCP mode, 1 thread) as the relay-only reference"
+                .into(),
+            t,
+        ));
     }
     if let Some(c) = &r.churn {
         let mut t = Table::new(&[

@@ -12,8 +12,12 @@ use mysql_proxy_protocol::codec::{self, HEADER_LEN, MAX_PAYLOAD_CHUNK};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Bytes requested from the kernel per read while data is flowing.
-const READ_CHUNK: usize = 64 * 1024;
+/// Bytes requested from the kernel per read: a command or a small result
+/// fits in the first size, and a buffer that small is cheap to allocate and
+/// free per command; each read that fills the buffer doubles the next one,
+/// up to the largest size, for results that stream.
+const FIRST_READ_CHUNK: usize = 4 * 1024;
+const LARGEST_READ_CHUNK: usize = 64 * 1024;
 
 /// A failure on one side, before it is attributed to client or backend.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +72,8 @@ impl RawPacket {
 pub struct Conn {
     stream: TcpStream,
     pub(crate) buf: BytesMut,
+    /// Room to make for the next read (see [`FIRST_READ_CHUNK`]).
+    read_chunk: usize,
     read_timeout: Duration,
     write_timeout: Duration,
     max_packet: usize,
@@ -85,6 +91,7 @@ impl Conn {
         Self {
             stream,
             buf: BytesMut::new(),
+            read_chunk: FIRST_READ_CHUNK,
             read_timeout,
             write_timeout,
             max_packet,
@@ -114,15 +121,21 @@ impl Conn {
 
     /// Reads more bytes into the buffer; `Ok(n)` with n > 0, never 0.
     pub async fn fill(&mut self) -> Result<usize, ConnError> {
-        if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
-            self.buf.reserve(READ_CHUNK);
+        if self.buf.capacity() - self.buf.len() < self.read_chunk / 4 {
+            self.buf.reserve(self.read_chunk);
         }
+        let room = self.buf.capacity() - self.buf.len();
         let read = tokio::time::timeout(self.read_timeout, self.stream.read_buf(&mut self.buf));
         match read.await {
             Err(_) => Err(ConnError::Timeout),
             Ok(Err(e)) => Err(ConnError::Io(e)),
             Ok(Ok(0)) => Err(ConnError::Closed),
-            Ok(Ok(n)) => Ok(n),
+            Ok(Ok(n)) => {
+                if n == room {
+                    self.read_chunk = (self.read_chunk * 2).min(LARGEST_READ_CHUNK);
+                }
+                Ok(n)
+            }
         }
     }
 
@@ -241,6 +254,7 @@ impl Conn {
     pub fn release_idle_buffer(&mut self) {
         if self.buf.is_empty() && self.buf.capacity() > 0 {
             self.buf = BytesMut::new();
+            self.read_chunk = FIRST_READ_CHUNK;
         }
     }
 
