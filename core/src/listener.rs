@@ -35,9 +35,11 @@ impl EventThreads {
         }
     }
 
-    fn next(&self) -> &ArbiterHandle {
+    /// The thread for the next connection, round robin; `None` for the
+    /// current thread (the listeners').
+    fn next(&self) -> Option<&ArbiterHandle> {
         let ndx = self.next.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
-        &self.arbiters[ndx]
+        (ndx > 0).then(|| &self.arbiters[ndx])
     }
 
     pub fn stop(&self) {
@@ -99,6 +101,13 @@ impl StreamHandler<io::Result<(TcpStream, SocketAddr)>> for Listener {
                 return;
             }
         };
+        let context = Arc::clone(&self.context);
+        let connection_id = context.sessions.next_connection_id();
+        let Some(thread) = self.threads.next() else {
+            // This thread's turn: the stream is registered here already.
+            ClientSession::new(context, connection_id, stream, peer).start();
+            return;
+        };
         // A tokio stream belongs to the runtime that registered it: move it
         // to the event thread as a std socket and register it there.
         let stream = match stream.into_std() {
@@ -108,16 +117,12 @@ impl StreamHandler<io::Result<(TcpStream, SocketAddr)>> for Listener {
                 return;
             }
         };
-        let context = Arc::clone(&self.context);
-        let connection_id = context.sessions.next_connection_id();
-        self.threads
-            .next()
-            .spawn_fn(move || match TcpStream::from_std(stream) {
-                Ok(stream) => {
-                    ClientSession::new(context, connection_id, stream, peer).start();
-                }
-                Err(error) => slog::error!(context.logger, "cannot register connection: {}", error),
-            });
+        thread.spawn_fn(move || match TcpStream::from_std(stream) {
+            Ok(stream) => {
+                ClientSession::new(context, connection_id, stream, peer).start();
+            }
+            Err(error) => slog::error!(context.logger, "cannot register connection: {}", error),
+        });
     }
 }
 
