@@ -183,13 +183,22 @@ impl Setup {
     }
 
     /// Client connections on the backend other than the checker's own.
+    ///
+    /// The checker is test infrastructure: if its own connection fails (seen
+    /// once under a loaded machine), it reconnects once and says why.
     fn backend_connections(&mut self) -> Vec<(u64, String, String)> {
-        self.checker
-            .query(
-                "SELECT id, user, command FROM information_schema.processlist \
-                 WHERE id <> CONNECTION_ID() AND command <> 'Daemon' ORDER BY id",
-            )
-            .unwrap()
+        const QUERY: &str = "SELECT id, user, command FROM information_schema.processlist \
+                             WHERE id <> CONNECTION_ID() AND command <> 'Daemon' ORDER BY id";
+        match self.checker.query(QUERY) {
+            Ok(rows) => rows,
+            Err(first) => {
+                eprintln!("[checker] {first}; reconnecting");
+                self.checker = self.backend.root_conn();
+                self.checker
+                    .query(QUERY)
+                    .unwrap_or_else(|e| panic!("checker: {first}, then {e}"))
+            }
+        }
     }
 
     /// Waits until the backend has exactly `expected` client connections.
