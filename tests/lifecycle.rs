@@ -1,12 +1,17 @@
 //! The proxy's life cycle as a user sees it: unreachable backends, failing
-//! over at connect, memory while streaming, and a graceful SIGTERM.
+//! over at connect, memory while streaming, read and write timeouts, and a
+//! graceful SIGTERM.
+
+// Tests report failure by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::mpsc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mysql::prelude::Queryable;
-use mysql_proxy_tests::{free_port, mariadb_cli, MariaDb, Proxy};
+use mysql_proxy_tests::process::signal_pid;
+use mysql_proxy_tests::{free_port, mariadb_cli, MariaDb, Proxy, RawConn};
 
 /// Rows of 1000 bytes: 100,000 of them make a 100 MB result.
 const BIG_QUERY: &str = "SELECT REPEAT('x', 1000) FROM seq_1_to_100000";
@@ -99,4 +104,104 @@ fn sigterm_lets_the_running_command_finish_then_exits_0() {
     assert_eq!(status.code(), Some(0), "{}", proxy.stderr_text());
     // The idle client finds its connection closed: an error, not a hang.
     assert!(idle.query_drop("SELECT 1").is_err());
+}
+
+/// Thread ids of the server's client connections, the caller's own excluded.
+fn server_threads(server: &MariaDb) -> Vec<u64> {
+    server
+        .root_conn()
+        .query(
+            "SELECT id FROM information_schema.processlist \
+             WHERE id <> CONNECTION_ID() AND command <> 'Daemon'",
+        )
+        .unwrap()
+}
+
+#[test]
+fn a_backend_that_stops_answering_is_given_up_after_the_read_timeout() {
+    let frozen = MariaDb::start();
+    let healthy = MariaDb::start();
+    // The read timeout also ends idle client connections (as in MySQL
+    // Proxy): the clients here never idle for as long.
+    let timeout = Duration::from_secs(2);
+    let proxy = Proxy::builder()
+        .backend(frozen.addr())
+        .backend(healthy.addr())
+        .arg(format!("--proxy-read-timeout={}", timeout.as_secs()))
+        .arg("--health-check-interval=0")
+        .start()
+        .unwrap_or_else(|e| panic!("proxy did not start: {e}"));
+    let port =
+        |conn: &mut mysql::Conn| -> u16 { conn.query_first("SELECT @@port").unwrap().unwrap() };
+    let mut on_frozen = proxy.endpoint().root_conn();
+    assert_eq!(port(&mut on_frozen), frozen.port());
+    let mut on_healthy = proxy.endpoint().root_conn();
+    assert_eq!(port(&mut on_healthy), healthy.port());
+
+    // Meanwhile, the session on the other backend keeps working.
+    let (stop, stopped) = mpsc::channel::<()>();
+    let healthy_port = healthy.port();
+    let other = thread::spawn(move || {
+        let mut rounds = 0;
+        while stopped.try_recv().is_err() {
+            assert_eq!(port(&mut on_healthy), healthy_port);
+            rounds += 1;
+            thread::sleep(Duration::from_millis(100));
+        }
+        rounds
+    });
+
+    // SIGSTOP: the server keeps its sockets open and answers nothing.
+    signal_pid(frozen.pid(), libc::SIGSTOP);
+    let began = Instant::now();
+    let error = on_frozen.query_drop("SELECT 1").unwrap_err();
+    let took = began.elapsed();
+    signal_pid(frozen.pid(), libc::SIGCONT);
+    stop.send(()).unwrap();
+    assert!(other.join().unwrap() > 5);
+    assert!(
+        matches!(
+            &error,
+            mysql::Error::IoError(_) | mysql::Error::DriverError(_)
+        ),
+        "expected a lost connection, got {error:?}"
+    );
+    assert!(
+        took >= timeout - Duration::from_millis(100) && took < timeout + Duration::from_secs(3),
+        "given up after {took:?} with --proxy-read-timeout={timeout:?}"
+    );
+}
+
+#[test]
+fn a_client_that_stops_reading_is_given_up_after_the_write_timeout() {
+    let server = MariaDb::start();
+    let proxy = Proxy::builder()
+        .backend(server.addr())
+        .arg("--proxy-write-timeout=1")
+        .start()
+        .unwrap_or_else(|e| panic!("proxy did not start: {e}"));
+    let mut reader = RawConn::connect(&proxy.endpoint(), "root", "", Some("test")).unwrap();
+    let thread = reader.greeting.connection_id;
+    let before = server_threads(&server);
+    assert!(before.contains(&u64::from(thread)), "{before:?}");
+
+    // 100 MB asked for, not a byte read: the proxy's writes to this client
+    // stall once the socket buffers are full.
+    reader
+        .send_command(mysql_proxy_tests::raw::cmd::QUERY, BIG_QUERY.as_bytes())
+        .unwrap();
+    let began = Instant::now();
+    while server_threads(&server).contains(&u64::from(thread)) {
+        assert!(
+            began.elapsed() < Duration::from_secs(10),
+            "the session of a client that reads nothing is still there after {:?}",
+            began.elapsed()
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    // Others are served meanwhile.
+    let mut other = proxy.endpoint().root_conn();
+    let one: u32 = other.query_first("SELECT 1").unwrap().unwrap();
+    assert_eq!(one, 1);
+    drop(reader);
 }

@@ -791,9 +791,33 @@ fn settle_dirty_pages(conn: &mut mysql::Conn, log: &Log) {
     let _ = conn.query_drop("SET GLOBAL innodb_max_dirty_pages_pct = 90");
 }
 
+/// The hard limit on open files this process (and what it starts) can raise
+/// its soft limit to.
+fn open_files_hard_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return 1024;
+    }
+    limit.rlim_max
+}
+
 fn section_idle(opts: &Options, log: &Log) -> Result<IdleResult, String> {
-    let n = opts.idle_conns;
-    let limit = (n * 3 + 1000).to_string();
+    // The proxy holds two sockets per pair: where the hard limit on open
+    // files is lower than that (a container), as many pairs as fit.
+    let hard = open_files_hard_limit();
+    let fit = usize::try_from(hard.saturating_sub(500) / 2).unwrap_or(usize::MAX);
+    let n = opts.idle_conns.min(fit);
+    if n < opts.idle_conns {
+        log.say(&format!(
+            "open files are limited to {hard} here: {n} idle pairs instead of {}",
+            opts.idle_conns
+        ));
+    }
+    let limit = (n as u64 * 3 + 1000).min(hard).to_string();
     log.say(&format!(
         "idle connections: a MariaDB with a thread pool for {n} connections"
     ));
@@ -1371,7 +1395,7 @@ fn generated_markdown(
 /// docs/PERFORMANCE.md when it does not exist yet.
 fn skeleton() -> String {
     format!(
-        "# Performance\n\nMeasured by `bench/run`; see bench/README.md.\n\n{}\n{}\n",
+        "# Performance\n\nMeasured by `bench/run` (see the README, section Benchmarks).\n\n{}\n{}\n",
         report::BEGIN,
         report::END
     )
