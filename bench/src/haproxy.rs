@@ -27,7 +27,7 @@ impl Haproxy {
         fs::write(
             &config,
             format!(
-                "global\n    maxconn 20000\n    nbthread 1\n\
+                "global\n    maxconn 4000\n    nbthread 1\n\
                  defaults\n    mode tcp\n    timeout connect 2s\n    \
                  timeout client 1h\n    timeout server 1h\n\
                  listen mysql\n    bind 127.0.0.1:{port}\n    \

@@ -110,5 +110,8 @@ pub fn update_doc(path: &Path, generated: &str, skeleton: &str) -> Result<(), St
     out.push_str(generated.trim_end());
     out.push('\n');
     out.push_str(&base[e..]);
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    }
     fs::write(path, out).map_err(|e| format!("writing {}: {e}", path.display()))
 }
