@@ -1,7 +1,7 @@
 //! Backends that stay up, with several real MariaDB servers: the balancing
 //! policies, failover when a backend is killed under load, recovery through
 //! health checks, a backend that accepts but never greets, and the admin
-//! table following all of it.
+//! table following all of it; a backend on a Unix socket.
 
 // Tests report failure by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -335,4 +335,40 @@ fn an_offline_backend_drains() {
     let out = mariadb_cli(proxy.admin_port(), "admin", Some("secret"), &["-e", update]);
     assert!(out.status.success());
     proxy.wait_for_backend(1, "state", "up", Duration::from_secs(5));
+}
+
+#[test]
+fn a_backend_on_a_unix_socket_is_relayed_checked_and_pooled() {
+    let server = MariaDb::start();
+    let socket = server.socket().display().to_string();
+    let proxy = start(
+        Proxy::builder()
+            .backend(socket.clone())
+            .arg("--proxy-pool-max-idle=2")
+            .arg("--health-check-interval=1"),
+    );
+
+    let mut first = proxy.endpoint().root_conn();
+    let (port, thread_id): (u16, u32) = first
+        .query_first("SELECT @@port, CONNECTION_ID()")
+        .unwrap()
+        .unwrap();
+    assert_eq!(port, server.port());
+    let big: String = first
+        .query_first("SELECT REPEAT('x', 1000000)")
+        .unwrap()
+        .unwrap();
+    assert_eq!(big.len(), 1_000_000);
+    drop(first);
+
+    let row = proxy.backend_row(1);
+    assert_eq!(row["address"], socket, "{row:?}");
+    proxy.wait_for_backend(1, "state", "up", Duration::from_secs(5));
+    proxy.wait_for_backend(1, "idle_connections", "1", Duration::from_secs(5));
+    let mut second = proxy.endpoint().root_conn();
+    let reused: u32 = second
+        .query_first("SELECT CONNECTION_ID()")
+        .unwrap()
+        .unwrap();
+    assert_eq!(reused, thread_id, "the pooled socket connection is reused");
 }

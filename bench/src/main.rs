@@ -430,7 +430,12 @@ fn repo_root() -> PathBuf {
 }
 
 fn start_proxy(db: &MariaDb, extra: &[&str]) -> Proxy {
-    let mut builder = Proxy::builder().backend(db.addr()).log_level("critical");
+    start_proxy_to(db.addr(), extra)
+}
+
+/// A proxy in front of `backend` (`host:port` or a Unix socket path).
+fn start_proxy_to(backend: String, extra: &[&str]) -> Proxy {
+    let mut builder = Proxy::builder().backend(backend).log_level("critical");
     for arg in extra {
         builder = builder.arg(*arg);
     }
@@ -510,6 +515,7 @@ fn section_events(
 ) -> Result<Vec<Comparison>, String> {
     let et1 = start_proxy(db, &["--event-threads=1"]);
     let et2 = start_proxy(db, &["--event-threads=2"]);
+    let et1_unix = start_proxy_to(db.socket().display().to_string(), &["--event-threads=1"]);
     let endpoints = [
         Endpoint {
             label: "direct".into(),
@@ -527,6 +533,12 @@ fn section_events(
             proxy_pid: Some(et2.pid()),
         },
     ];
+    let mut endpoints = endpoints.to_vec();
+    endpoints.push(Endpoint {
+        label: "et1-unix".into(),
+        port: et1_unix.proxy_port(),
+        proxy_pid: Some(et1_unix.pid()),
+    });
     // The reference relay, when installed.
     let haproxy = match haproxy::Haproxy::start(db.port(), dir) {
         Ok(haproxy) => Some(haproxy),
@@ -535,7 +547,6 @@ fn section_events(
             None
         }
     };
-    let mut endpoints = endpoints.to_vec();
     if let Some(haproxy) = &haproxy {
         endpoints.push(Endpoint {
             label: "haproxy".into(),
@@ -901,6 +912,7 @@ fn endpoint_name(label: &str) -> &str {
     match label {
         "et1" => "mysql-proxy --event-threads=1",
         "et2" => "mysql-proxy --event-threads=2",
+        "et1-unix" => "mysql-proxy --event-threads=1, backend on the Unix socket",
         "haproxy" => "HAProxy, TCP mode",
         other => other,
     }
@@ -1180,7 +1192,7 @@ fn detail_tables(r: &Results) -> Vec<(String, Table)> {
             }
         }
         out.push((
-            "--event-threads 1 and 2, and HAProxy (TCP mode, 1 thread) as the relay-only reference"
+            "--event-threads 1 and 2, a Unix-socket backend, and HAProxy (TCP mode, 1 thread) as the relay-only reference"
                 .into(),
             t,
         ));

@@ -1,12 +1,49 @@
 //! MySQL Proxy's address syntax for listeners and backends.
 //!
 //! `host:port`, `:port` (IPv4 wildcard), `[ipv6]:port`, `[ipv6]` and a bare
-//! `host` (port 3306). Host names are resolved once, when parsed.
+//! `host` (port 3306). Host names are resolved once, when parsed. Backends
+//! may also be a Unix domain socket path (starting with `/`).
 
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 
 /// The port used when an address names none.
 pub const DEFAULT_PORT: u16 = 3306;
+
+/// The longest Unix socket path (`sun_path` less its terminating NUL, as
+/// MySQL Proxy counts it).
+const MAX_UNIX_PATH: usize = 106;
+
+/// Where a backend is: a TCP address or a Unix domain socket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BackendAddress {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl fmt::Display for BackendAddress {
+    /// The normalized display name: `a.b.c.d:port`, `[v6]:port` or the path.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BackendAddress::Tcp(addr) => write!(f, "{addr}"),
+            BackendAddress::Unix(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// Parses a backend address: a Unix socket path, or a TCP address as
+/// [`parse`] reads it.
+pub fn parse_backend(text: &str) -> Result<BackendAddress, AddressError> {
+    let text = text.trim();
+    if text.starts_with('/') {
+        if text.len() > MAX_UNIX_PATH {
+            return Err(AddressError::UnixPathTooLong(text.to_string()));
+        }
+        return Ok(BackendAddress::Unix(PathBuf::from(text)));
+    }
+    parse(text).map(BackendAddress::Tcp)
+}
 
 /// Why an address could not be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -15,8 +52,10 @@ pub enum AddressError {
     Empty(String),
     #[error("'{0}': invalid port")]
     InvalidPort(String),
-    #[error("'{0}': unix socket addresses are not supported")]
+    #[error("'{0}': listening on a unix socket is not supported")]
     UnixSocket(String),
+    #[error("'{0}': a unix socket path can be at most 106 bytes long")]
+    UnixPathTooLong(String),
     #[error("'{0}': cannot resolve host name: {1}")]
     Unresolvable(String, String),
 }
@@ -65,11 +104,6 @@ fn split_host_port(text: &str) -> Result<(&str, u16), AddressError> {
     }
 }
 
-/// The normalized display name: `a.b.c.d:port` or `[v6]:port`.
-pub fn display_name(addr: &SocketAddr) -> String {
-    addr.to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,5 +149,28 @@ mod tests {
             Err(AddressError::UnixSocket(_))
         ));
         assert!(matches!(parse(""), Err(AddressError::Empty(_))));
+    }
+
+    #[test]
+    fn backends_may_be_unix_sockets() {
+        assert_eq!(
+            parse_backend("/run/mysqld/mysqld.sock"),
+            Ok(BackendAddress::Unix(PathBuf::from(
+                "/run/mysqld/mysqld.sock"
+            )))
+        );
+        assert_eq!(
+            parse_backend("/run/mysqld/mysqld.sock").map(|a| a.to_string()),
+            Ok("/run/mysqld/mysqld.sock".into())
+        );
+        assert_eq!(
+            parse_backend("127.0.0.1").map(|a| a.to_string()),
+            Ok("127.0.0.1:3306".into())
+        );
+        let long = format!("/{}", "x".repeat(106));
+        assert!(matches!(
+            parse_backend(&long),
+            Err(AddressError::UnixPathTooLong(_))
+        ));
     }
 }

@@ -6,14 +6,13 @@
 //! Every state change goes through [`Backend::set_state`], which records why
 //! and logs one line (backend, old -> new state, reason).
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mysql_proxy_plugin_abi::{BackendInfo, BackendState, BackendType, BalancePolicy};
 
-use crate::address;
+use crate::address::{self, BackendAddress};
 use crate::pool::BackendPool;
 
 /// Without health checks, how long a backend stays down before new clients
@@ -24,7 +23,7 @@ const DOWN_RETRY_AFTER: Duration = Duration::from_secs(4);
 #[derive(Debug)]
 pub struct Backend {
     pub ndx: u32,
-    pub addr: SocketAddr,
+    pub addr: BackendAddress,
     pub name: String,
     pub backend_type: BackendType,
     pub weight: u32,
@@ -232,7 +231,7 @@ impl BackendRegistry {
             },
             None => (address, 1),
         };
-        let addr = address::parse(address).map_err(|e| e.to_string())?;
+        let addr = address::parse_backend(address).map_err(|e| e.to_string())?;
         let mut backends = self
             .backends
             .write()
@@ -241,7 +240,15 @@ impl BackendRegistry {
             return Err(format!("backend {addr} is already known!"));
         }
         let ndx = u32::try_from(backends.len()).map_err(|_| "too many backends".to_string())?;
-        let name = address::display_name(&addr);
+        let name = addr.to_string();
+        if matches!(addr, BackendAddress::Unix(_)) {
+            slog::warn!(
+                self.logger,
+                "backend {}: on a Unix socket, MariaDB's unix_socket authentication \
+                 sees this proxy's OS user, not the client's",
+                name
+            );
+        }
         backends.push(Arc::new(Backend {
             ndx,
             addr,

@@ -20,10 +20,9 @@ use mysql_proxy_protocol::auth::native_password_scramble;
 use mysql_proxy_protocol::codec;
 use mysql_proxy_protocol::constants::{CapabilityFlags, Command, CHARSET_UTF8MB4_GENERAL_CI};
 use mysql_proxy_protocol::packets::{ErrPacket, HandshakeResponse41, HandshakeV10};
-use tokio::net::TcpStream;
 
 use crate::backends::{Backend, BackendCounters, BackendRegistry};
-use crate::session::{Conn, ConnError};
+use crate::session::{Conn, ConnError, Stream};
 
 /// The auth plugin a health check can log in with.
 const NATIVE_PASSWORD: &[u8] = b"mysql_native_password";
@@ -153,7 +152,7 @@ impl From<ConnError> for Failure {
 
 /// One check of one backend.
 async fn check(backend: &Backend, config: &HealthConfig) -> Result<(), Failure> {
-    let stream = match TcpStream::connect(backend.addr).await {
+    let stream = match Stream::connect(&backend.addr).await {
         Ok(stream) => stream,
         Err(error) => {
             BackendCounters::add(&backend.counters.connect_failures, 1);

@@ -8,8 +8,6 @@
 //! challenge) and the credentials it was opened with.
 
 use std::collections::VecDeque;
-use std::io::ErrorKind;
-use std::net::TcpStream;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -17,10 +15,12 @@ use bytes::Bytes;
 use mysql_proxy_plugin_abi::PoolSpec;
 use mysql_proxy_protocol::constants::CapabilityFlags;
 
+use crate::session::ParkedStream;
+
 /// An authenticated server connection waiting for a client.
 #[derive(Debug)]
 pub struct PooledConn {
-    pub stream: TcpStream,
+    pub stream: ParkedStream,
     /// The handshake frame (header included) its first client was sent.
     pub greeting: Bytes,
     /// The user it is logged in as, and the auth response that logged it
@@ -35,7 +35,7 @@ pub struct PooledConn {
 
 impl PooledConn {
     pub fn new(
-        stream: TcpStream,
+        stream: ParkedStream,
         greeting: Bytes,
         username: Bytes,
         auth_response: Bytes,
@@ -48,16 +48,6 @@ impl PooledConn {
             auth_response,
             capabilities,
             parked_at: Instant::now(),
-        }
-    }
-
-    /// Whether the server closed it (or sent something unasked, such as a
-    /// timeout notice) while it was idle.
-    fn is_stale(&self) -> bool {
-        let mut probe = [0u8; 1];
-        match self.stream.peek(&mut probe) {
-            Err(error) => error.kind() != ErrorKind::WouldBlock,
-            Ok(_) => true,
         }
     }
 }
@@ -86,7 +76,7 @@ impl BackendPool {
         let mut idle = self.lock();
         trim(&mut idle, spec);
         while let Some(conn) = idle.pop_back() {
-            if !conn.is_stale() {
+            if !conn.stream.is_stale() {
                 return Some(conn);
             }
         }
@@ -128,7 +118,7 @@ fn trim(idle: &mut VecDeque<PooledConn>, spec: &PoolSpec) {
 mod tests {
     use super::*;
     use mysql_proxy_plugin_abi::PoolReset;
-    use std::net::TcpListener;
+    use std::net::{TcpListener, TcpStream};
 
     fn spec(max_idle: u32, min_idle: u32, idle_timeout_ms: u64) -> PoolSpec {
         PoolSpec {
@@ -145,7 +135,7 @@ mod tests {
         client.set_nonblocking(true).unwrap();
         let (server, _) = listener.accept().unwrap();
         let conn = PooledConn::new(
-            client,
+            ParkedStream::Tcp(client),
             Bytes::new(),
             Bytes::new(),
             Bytes::new(),

@@ -10,7 +10,8 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use mysql_proxy_protocol::codec::{self, HEADER_LEN, MAX_PAYLOAD_CHUNK};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+
+use super::stream::{ParkedStream, Stream};
 
 /// Bytes requested from the kernel per read: a command or a small result
 /// fits in the first size, and a buffer that small is cheap to allocate and
@@ -70,7 +71,7 @@ impl RawPacket {
 }
 
 pub struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     pub(crate) buf: BytesMut,
     /// Room to make for the next read (see [`FIRST_READ_CHUNK`]).
     read_chunk: usize,
@@ -81,13 +82,12 @@ pub struct Conn {
 
 impl Conn {
     pub fn new(
-        stream: TcpStream,
+        stream: Stream,
         read_timeout: Duration,
         write_timeout: Duration,
         max_packet: usize,
     ) -> Self {
-        // Small request/response exchanges must not wait for Nagle.
-        let _ = stream.set_nodelay(true);
+        stream.set_nodelay();
         Self {
             stream,
             buf: BytesMut::new(),
@@ -98,25 +98,13 @@ impl Conn {
         }
     }
 
-    /// Wraps a socket that was parked (see [`Conn::into_std`]),
-    /// registering it with the current event thread.
-    pub fn from_std(
-        stream: std::net::TcpStream,
-        read_timeout: Duration,
-        write_timeout: Duration,
-        max_packet: usize,
-    ) -> std::io::Result<Self> {
-        let stream = TcpStream::from_std(stream)?;
-        Ok(Self::new(stream, read_timeout, write_timeout, max_packet))
-    }
-
     /// Unwraps the socket to park it; `None` if bytes are pending in the
     /// buffer (the connection is not at rest, so it cannot be reused).
-    pub fn into_std(self) -> Option<std::net::TcpStream> {
+    pub fn park(self) -> Option<ParkedStream> {
         if !self.buf.is_empty() {
             return None;
         }
-        self.stream.into_std().ok()
+        self.stream.park().ok()
     }
 
     /// Reads more bytes into the buffer; `Ok(n)` with n > 0, never 0.

@@ -16,11 +16,11 @@ use mysql_proxy_protocol::codec::{self, HEADER_LEN};
 use mysql_proxy_protocol::constants::{CapabilityFlags, Command, StatusFlags};
 use mysql_proxy_protocol::packets::{HandshakeResponse41, HandshakeV10};
 use mysql_proxy_protocol::tracker::ResponseTracker;
-use tokio::net::TcpStream;
 
 use super::conn::{Conn, ConnError, RawPacket};
 use super::relay::{self, Sink};
 use super::reply;
+use super::stream::Stream;
 use super::ListenerContext;
 use crate::backends::{Backend, BackendCounters, BackendLease};
 use crate::error::SessionError;
@@ -257,7 +257,7 @@ impl Session {
             }
             let timeout = self.context.connect_timeout;
             let attempt = tokio::time::timeout(timeout, async {
-                let stream = TcpStream::connect(backend.addr)
+                let stream = Stream::connect(&backend.addr)
                     .await
                     .map_err(|e| e.to_string())?;
                 let mut conn = Conn::new(
@@ -314,13 +314,12 @@ impl Session {
             return None;
         }
         let pooled = backend.pool.take(spec)?;
-        let conn = Conn::from_std(
-            pooled.stream,
+        let conn = Conn::new(
+            pooled.stream.resume().ok()?,
             self.context.read_timeout,
             self.context.write_timeout,
             self.context.max_packet_size,
-        )
-        .ok()?;
+        );
         let seq = pooled.greeting.get(3).copied().unwrap_or(0);
         slog::debug!(
             self.logger,
@@ -960,7 +959,7 @@ impl Session {
             return;
         };
         let backend = Arc::clone(server.lease.backend());
-        let Some(stream) = server.conn.into_std() else {
+        let Some(stream) = server.conn.park() else {
             return;
         };
         let pooled = PooledConn::new(

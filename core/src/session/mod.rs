@@ -9,6 +9,7 @@ mod conn;
 mod lifecycle;
 mod relay;
 mod reply;
+mod stream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use crate::backends::BackendRegistry;
 use crate::engine::SessionTracker;
 
 pub use conn::{Conn, ConnError, RawPacket};
+pub use stream::{ParkedStream, Stream};
 
 /// Per-listener settings every session of that listener shares.
 pub struct ListenerContext {
@@ -68,7 +70,7 @@ impl ClientSession {
         };
         let hooks = context.plugin.new_session(&state);
         let client = Conn::new(
-            stream,
+            Stream::Tcp(stream),
             context.read_timeout,
             context.write_timeout,
             context.max_packet_size,

@@ -1,0 +1,131 @@
+//! The socket under a [`Conn`](super::Conn): TCP, or a Unix domain socket
+//! for a backend on the same host, and the same socket parked (unregistered
+//! from any event thread) while it waits in the connection pool.
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpStream, UnixStream};
+
+use crate::address::BackendAddress;
+
+/// A connected socket registered with the current event thread.
+#[derive(Debug)]
+pub enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    /// Connects to a backend.
+    pub async fn connect(address: &BackendAddress) -> io::Result<Stream> {
+        match address {
+            BackendAddress::Tcp(addr) => TcpStream::connect(addr).await.map(Stream::Tcp),
+            BackendAddress::Unix(path) => UnixStream::connect(path).await.map(Stream::Unix),
+        }
+    }
+
+    /// Small request/response exchanges must not wait for Nagle (TCP only).
+    pub fn set_nodelay(&self) {
+        if let Stream::Tcp(stream) = self {
+            let _ = stream.set_nodelay(true);
+        }
+    }
+
+    pub async fn readable(&self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(stream) => stream.readable().await,
+            Stream::Unix(stream) => stream.readable().await,
+        }
+    }
+
+    /// Unregisters the socket from this event thread, for the pool.
+    pub fn park(self) -> io::Result<ParkedStream> {
+        match self {
+            Stream::Tcp(stream) => stream.into_std().map(ParkedStream::Tcp),
+            Stream::Unix(stream) => stream.into_std().map(ParkedStream::Unix),
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(stream) => Pin::new(stream).poll_read(cx, buf),
+            Stream::Unix(stream) => Pin::new(stream).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Tcp(stream) => Pin::new(stream).poll_write(cx, buf),
+            Stream::Unix(stream) => Pin::new(stream).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(stream) => Pin::new(stream).poll_flush(cx),
+            Stream::Unix(stream) => Pin::new(stream).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(stream) => Pin::new(stream).poll_shutdown(cx),
+            Stream::Unix(stream) => Pin::new(stream).poll_shutdown(cx),
+        }
+    }
+}
+
+/// A socket no event thread watches: whichever thread takes it from the
+/// pool registers it with its own.
+#[derive(Debug)]
+pub enum ParkedStream {
+    Tcp(std::net::TcpStream),
+    Unix(std::os::unix::net::UnixStream),
+}
+
+impl ParkedStream {
+    /// Registers the socket with the current event thread.
+    pub fn resume(self) -> io::Result<Stream> {
+        match self {
+            ParkedStream::Tcp(stream) => TcpStream::from_std(stream).map(Stream::Tcp),
+            ParkedStream::Unix(stream) => UnixStream::from_std(stream).map(Stream::Unix),
+        }
+    }
+
+    /// Whether the peer closed it (or sent something unasked, such as a
+    /// timeout notice) while it was parked. Parked sockets are non-blocking.
+    pub fn is_stale(&self) -> bool {
+        let fd = match self {
+            ParkedStream::Tcp(stream) => stream.as_raw_fd(),
+            ParkedStream::Unix(stream) => stream.as_raw_fd(),
+        };
+        let mut probe = [0u8; 1];
+        // SAFETY: `probe` is a valid buffer of the length given; MSG_PEEK
+        // leaves the socket's data where it is.
+        let n = unsafe {
+            libc::recv(
+                fd,
+                probe.as_mut_ptr().cast(),
+                probe.len(),
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        !(n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock)
+    }
+}
