@@ -117,6 +117,32 @@ fn server_threads(server: &MariaDb) -> Vec<u64> {
         .unwrap()
 }
 
+/// Waits until every thread of a process is stopped (SIGSTOP reaches the
+/// threads of a process one by one).
+fn wait_until_stopped(pid: u32) {
+    let began = Instant::now();
+    loop {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+        let all_stopped = tasks.flatten().all(|task| {
+            std::fs::read_to_string(task.path().join("stat"))
+                .ok()
+                .and_then(|stat| {
+                    let state = stat.rsplit_once(')')?.1.split_whitespace().next()?;
+                    Some(state == "T" || state == "t")
+                })
+                .unwrap_or(true)
+        });
+        if all_stopped {
+            return;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(5),
+            "pid {pid} not stopped"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn a_backend_that_stops_answering_is_given_up_after_the_read_timeout() {
     let frozen = MariaDb::start();
@@ -153,6 +179,7 @@ fn a_backend_that_stops_answering_is_given_up_after_the_read_timeout() {
 
     // SIGSTOP: the server keeps its sockets open and answers nothing.
     signal_pid(frozen.pid(), libc::SIGSTOP);
+    wait_until_stopped(frozen.pid());
     let began = Instant::now();
     let error = on_frozen.query_drop("SELECT 1").unwrap_err();
     let took = began.elapsed();
@@ -204,4 +231,48 @@ fn a_client_that_stops_reading_is_given_up_after_the_write_timeout() {
     let one: u32 = other.query_first("SELECT 1").unwrap().unwrap();
     assert_eq!(one, 1);
     drop(reader);
+}
+
+#[test]
+fn listening_on_a_unix_socket_replaces_a_stale_file_and_removes_it_at_exit() {
+    let server = MariaDb::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("proxy.sock");
+    // Left over by a process that is gone: nothing accepts on it.
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    assert!(path.exists());
+
+    let mut proxy = Proxy::builder()
+        .backend(server.addr())
+        .proxy_socket(&path)
+        .start()
+        .unwrap_or_else(|e| panic!("proxy did not start: {e}"));
+    let out = std::process::Command::new("mariadb")
+        .arg(format!("--socket={}", path.display()))
+        .args(["-uroot", "-N", "-e", "SELECT @@port"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        server.port().to_string()
+    );
+
+    proxy.signal(libc::SIGTERM);
+    assert!(proxy.wait_exit(Duration::from_secs(10)).success());
+    assert!(!path.exists(), "the socket file is removed at exit");
+}
+
+#[test]
+fn a_unix_socket_another_process_listens_on_is_not_taken_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("busy.sock");
+    let _busy = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let (status, _, stderr) = Proxy::builder()
+        .backend(format!("127.0.0.1:{}", free_port()))
+        .proxy_socket(&path)
+        .run_expect_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("busy.sock"), "{stderr}");
+    assert!(path.exists(), "the live socket's file is left alone");
 }

@@ -1,8 +1,8 @@
 //! MySQL Proxy's address syntax for listeners and backends.
 //!
-//! `host:port`, `:port` (IPv4 wildcard), `[ipv6]:port`, `[ipv6]` and a bare
-//! `host` (port 3306). Host names are resolved once, when parsed. Backends
-//! may also be a Unix domain socket path (starting with `/`).
+//! `host:port`, `:port` (IPv4 wildcard), `[ipv6]:port`, `[ipv6]`, a bare
+//! `host` (port 3306), and a Unix domain socket path (starting with `/`).
+//! Host names are resolved once, when parsed.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
@@ -15,34 +15,34 @@ pub const DEFAULT_PORT: u16 = 3306;
 /// MySQL Proxy counts it).
 const MAX_UNIX_PATH: usize = 106;
 
-/// Where a backend is: a TCP address or a Unix domain socket.
+/// Where a listener or a backend is: a TCP address or a Unix domain socket.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum BackendAddress {
+pub enum Address {
     Tcp(SocketAddr),
     Unix(PathBuf),
 }
 
-impl fmt::Display for BackendAddress {
+impl fmt::Display for Address {
     /// The normalized display name: `a.b.c.d:port`, `[v6]:port` or the path.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BackendAddress::Tcp(addr) => write!(f, "{addr}"),
-            BackendAddress::Unix(path) => write!(f, "{}", path.display()),
+            Address::Tcp(addr) => write!(f, "{addr}"),
+            Address::Unix(path) => write!(f, "{}", path.display()),
         }
     }
 }
 
-/// Parses a backend address: a Unix socket path, or a TCP address as
-/// [`parse`] reads it.
-pub fn parse_backend(text: &str) -> Result<BackendAddress, AddressError> {
+/// Parses an address: a Unix socket path, or a TCP address as [`parse`]
+/// reads it.
+pub fn parse_address(text: &str) -> Result<Address, AddressError> {
     let text = text.trim();
     if text.starts_with('/') {
         if text.len() > MAX_UNIX_PATH {
             return Err(AddressError::UnixPathTooLong(text.to_string()));
         }
-        return Ok(BackendAddress::Unix(PathBuf::from(text)));
+        return Ok(Address::Unix(PathBuf::from(text)));
     }
-    parse(text).map(BackendAddress::Tcp)
+    parse(text).map(Address::Tcp)
 }
 
 /// Why an address could not be used.
@@ -52,22 +52,17 @@ pub enum AddressError {
     Empty(String),
     #[error("'{0}': invalid port")]
     InvalidPort(String),
-    #[error("'{0}': listening on a unix socket is not supported")]
-    UnixSocket(String),
     #[error("'{0}': a unix socket path can be at most 106 bytes long")]
     UnixPathTooLong(String),
     #[error("'{0}': cannot resolve host name: {1}")]
     Unresolvable(String, String),
 }
 
-/// Parses and resolves an address.
-pub fn parse(text: &str) -> Result<SocketAddr, AddressError> {
+/// Parses and resolves a TCP address.
+fn parse(text: &str) -> Result<SocketAddr, AddressError> {
     let text = text.trim();
     if text.is_empty() {
         return Err(AddressError::Empty(text.to_string()));
-    }
-    if text.starts_with('/') {
-        return Err(AddressError::UnixSocket(text.to_string()));
     }
     let (host, port) = split_host_port(text)?;
     if host.is_empty() {
@@ -134,7 +129,7 @@ mod tests {
     }
 
     #[test]
-    fn rejects_bad_ports_and_sockets() {
+    fn rejects_bad_ports() {
         assert!(matches!(
             parse("127.0.0.1:"),
             Err(AddressError::InvalidPort(_))
@@ -144,32 +139,26 @@ mod tests {
             Err(AddressError::InvalidPort(_))
         ));
         assert!(matches!(parse("[::1"), Err(AddressError::InvalidPort(_))));
-        assert!(matches!(
-            parse("/tmp/sock"),
-            Err(AddressError::UnixSocket(_))
-        ));
         assert!(matches!(parse(""), Err(AddressError::Empty(_))));
     }
 
     #[test]
-    fn backends_may_be_unix_sockets() {
+    fn unix_socket_paths() {
         assert_eq!(
-            parse_backend("/run/mysqld/mysqld.sock"),
-            Ok(BackendAddress::Unix(PathBuf::from(
-                "/run/mysqld/mysqld.sock"
-            )))
+            parse_address("/run/mysqld/mysqld.sock"),
+            Ok(Address::Unix(PathBuf::from("/run/mysqld/mysqld.sock")))
         );
         assert_eq!(
-            parse_backend("/run/mysqld/mysqld.sock").map(|a| a.to_string()),
+            parse_address("/run/mysqld/mysqld.sock").map(|a| a.to_string()),
             Ok("/run/mysqld/mysqld.sock".into())
         );
         assert_eq!(
-            parse_backend("127.0.0.1").map(|a| a.to_string()),
+            parse_address("127.0.0.1").map(|a| a.to_string()),
             Ok("127.0.0.1:3306".into())
         );
         let long = format!("/{}", "x".repeat(106));
         assert!(matches!(
-            parse_backend(&long),
+            parse_address(&long),
             Err(AddressError::UnixPathTooLong(_))
         ));
     }

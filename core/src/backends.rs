@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mysql_proxy_plugin_abi::{BackendInfo, BackendState, BackendType, BalancePolicy};
 
-use crate::address::{self, BackendAddress};
+use crate::address::{self, Address};
 use crate::pool::BackendPool;
 
 /// Without health checks, how long a backend stays down before new clients
@@ -23,7 +23,7 @@ const DOWN_RETRY_AFTER: Duration = Duration::from_secs(4);
 #[derive(Debug)]
 pub struct Backend {
     pub ndx: u32,
-    pub addr: BackendAddress,
+    pub addr: Address,
     pub name: String,
     pub backend_type: BackendType,
     pub weight: u32,
@@ -231,7 +231,7 @@ impl BackendRegistry {
             },
             None => (address, 1),
         };
-        let addr = address::parse_backend(address).map_err(|e| e.to_string())?;
+        let addr = address::parse_address(address).map_err(|e| e.to_string())?;
         let mut backends = self
             .backends
             .write()
@@ -241,7 +241,7 @@ impl BackendRegistry {
         }
         let ndx = u32::try_from(backends.len()).map_err(|_| "too many backends".to_string())?;
         let name = addr.to_string();
-        if matches!(addr, BackendAddress::Unix(_)) {
+        if matches!(addr, Address::Unix(_)) {
             slog::warn!(
                 self.logger,
                 "backend {}: on a Unix socket, MariaDB's unix_socket authentication \

@@ -13,7 +13,7 @@ use crate::address;
 use crate::backends::BackendRegistry;
 use crate::health::{HealthChecker, HealthConfig, StopChecking};
 use crate::host::CoreHost;
-use crate::listener::{EventThreads, Listener, StopAccepting};
+use crate::listener::{Acceptor, EventThreads, Listener, StopAccepting};
 use crate::session::ListenerContext;
 
 /// Engine settings (the plugin-specific ones travel with each listener).
@@ -170,19 +170,23 @@ impl Engine {
         for loaded in plugins {
             let plugin = Arc::new(loaded.plugin);
             for (ndx, spec) in plugin.listeners().into_iter().enumerate() {
-                let addr = address::parse(spec.address.as_str()).map_err(|source| {
+                let addr = address::parse_address(spec.address.as_str()).map_err(|source| {
                     EngineError::Address {
                         plugin: loaded.name.clone(),
                         source,
                     }
                 })?;
-                let socket = bind(addr).map_err(|source| EngineError::Listen {
+                let socket = Acceptor::bind(&addr).map_err(|source| EngineError::Listen {
                     plugin: loaded.name.clone(),
                     address: spec.address.to_string(),
                     source,
                 })?;
-                let local = socket.local_addr().map_or(addr, |a| a);
-                slog::info!(self.logger, "{} listening on port {}", spec.name, local);
+                slog::info!(
+                    self.logger,
+                    "{} listening on port {}",
+                    spec.name,
+                    socket.local_name()
+                );
                 let context = Arc::new(ListenerContext {
                     plugin: Arc::clone(&plugin),
                     plugin_name: loaded.name.clone(),
@@ -219,18 +223,6 @@ impl Engine {
             logger: self.logger.clone(),
         })
     }
-}
-
-/// Binds a listening socket the way MySQL Proxy does (SO_REUSEADDR).
-fn bind(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    let socket = match addr {
-        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
-        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
-    };
-    socket.set_reuseaddr(true)?;
-    socket.set_nodelay(true)?;
-    socket.bind(addr)?;
-    socket.listen(1024)
 }
 
 /// The engine while it runs.

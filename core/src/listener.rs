@@ -1,16 +1,18 @@
-//! The listener actor: accepts connections on one address and starts a
-//! client-session actor for each on the next event thread.
+//! The listener actor: accepts connections on one address (TCP or a Unix
+//! socket) and starts a client-session actor for each on the next event
+//! thread.
 
 use std::io;
-use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, UnixListener};
 
-use crate::session::{ClientSession, ListenerContext};
+use crate::address::Address;
+use crate::session::{ClientSession, ListenerContext, Stream};
 
 /// The event threads sessions run on: the current arbiter plus extra ones,
 /// handed out round-robin.
@@ -49,9 +51,94 @@ impl EventThreads {
     }
 }
 
+/// A listening socket.
+pub enum Acceptor {
+    Tcp(TcpListener),
+    /// The socket file is removed when the acceptor is dropped.
+    Unix {
+        listener: UnixListener,
+        path: PathBuf,
+    },
+}
+
+impl Acceptor {
+    /// Binds the way MySQL Proxy does: TCP with SO_REUSEADDR; a Unix socket
+    /// whose file is left over from a process that is gone is replaced.
+    pub fn bind(address: &Address) -> io::Result<Acceptor> {
+        match address {
+            Address::Tcp(addr) => {
+                let socket = match addr {
+                    std::net::SocketAddr::V4(_) => TcpSocket::new_v4()?,
+                    std::net::SocketAddr::V6(_) => TcpSocket::new_v6()?,
+                };
+                socket.set_reuseaddr(true)?;
+                socket.set_nodelay(true)?;
+                socket.bind(*addr)?;
+                socket.listen(1024).map(Acceptor::Tcp)
+            }
+            Address::Unix(path) => {
+                let listener = match UnixListener::bind(path) {
+                    Err(error) if error.kind() == io::ErrorKind::AddrInUse && is_stale(path) => {
+                        std::fs::remove_file(path)?;
+                        UnixListener::bind(path)?
+                    }
+                    bound => bound?,
+                };
+                Ok(Acceptor::Unix {
+                    listener,
+                    path: path.clone(),
+                })
+            }
+        }
+    }
+
+    /// Where it listens, for the log: `ip:port` (the port chosen, for
+    /// port 0) or the socket path.
+    pub fn local_name(&self) -> String {
+        match self {
+            Acceptor::Tcp(listener) => listener
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+            Acceptor::Unix { path, .. } => path.display().to_string(),
+        }
+    }
+
+    /// The next connection and its peer's name.
+    async fn accept(&self) -> io::Result<(Stream, String)> {
+        match self {
+            Acceptor::Tcp(listener) => {
+                let (stream, peer) = listener.accept().await?;
+                Ok((Stream::Tcp(stream), peer.to_string()))
+            }
+            Acceptor::Unix { listener, path } => {
+                let (stream, _) = listener.accept().await?;
+                // Unix clients are unnamed: they are known by the socket.
+                Ok((Stream::Unix(stream), path.display().to_string()))
+            }
+        }
+    }
+}
+
+impl Drop for Acceptor {
+    fn drop(&mut self) {
+        if let Acceptor::Unix { path, .. } = self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Whether a socket file is left over: nothing accepts on it.
+fn is_stale(path: &std::path::Path) -> bool {
+    matches!(
+        std::os::unix::net::UnixStream::connect(path),
+        Err(error) if error.kind() == io::ErrorKind::ConnectionRefused
+    )
+}
+
 /// Accepts on one listening socket.
 pub struct Listener {
-    socket: Option<TcpListener>,
+    socket: Option<Acceptor>,
     context: Arc<ListenerContext>,
     threads: Arc<EventThreads>,
 }
@@ -63,7 +150,7 @@ pub struct StopAccepting;
 
 impl Listener {
     pub fn new(
-        socket: TcpListener,
+        socket: Acceptor,
         context: Arc<ListenerContext>,
         threads: Arc<EventThreads>,
     ) -> Self {
@@ -92,8 +179,8 @@ impl Actor for Listener {
     }
 }
 
-impl StreamHandler<io::Result<(TcpStream, SocketAddr)>> for Listener {
-    fn handle(&mut self, accepted: io::Result<(TcpStream, SocketAddr)>, _: &mut Self::Context) {
+impl StreamHandler<io::Result<(Stream, String)>> for Listener {
+    fn handle(&mut self, accepted: io::Result<(Stream, String)>, _: &mut Self::Context) {
         let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(error) => {
@@ -109,15 +196,15 @@ impl StreamHandler<io::Result<(TcpStream, SocketAddr)>> for Listener {
             return;
         };
         // A tokio stream belongs to the runtime that registered it: move it
-        // to the event thread as a std socket and register it there.
-        let stream = match stream.into_std() {
+        // to the event thread unregistered and register it there.
+        let stream = match stream.park() {
             Ok(stream) => stream,
             Err(error) => {
                 slog::error!(self.context.logger, "accept failed: {}", error);
                 return;
             }
         };
-        thread.spawn_fn(move || match TcpStream::from_std(stream) {
+        thread.spawn_fn(move || match stream.resume() {
             Ok(stream) => {
                 ClientSession::new(context, connection_id, stream, peer).start();
             }

@@ -29,6 +29,8 @@ pub struct ProxyBuilder {
     backends: Vec<String>,
     read_only_backends: Vec<String>,
     plugins: Vec<String>,
+    /// Listen on this Unix socket instead of a TCP port.
+    proxy_socket: Option<PathBuf>,
     admin_credentials: Option<(String, String)>,
     log_level: String,
     args: Vec<String>,
@@ -40,6 +42,7 @@ impl Default for ProxyBuilder {
             backends: Vec::new(),
             read_only_backends: Vec::new(),
             plugins: vec!["proxy".into()],
+            proxy_socket: None,
             admin_credentials: None,
             log_level: "debug".into(),
             args: Vec::new(),
@@ -85,8 +88,25 @@ impl ProxyBuilder {
         self
     }
 
+    /// The proxy plugin listens on this Unix socket path instead of a free
+    /// TCP port.
+    pub fn proxy_socket(mut self, path: impl Into<PathBuf>) -> Self {
+        self.proxy_socket = Some(path.into());
+        self
+    }
+
     fn has_plugin(&self, name: &str) -> bool {
         self.plugins.iter().any(|p| p == name)
+    }
+
+    /// Free ports for the proxy plugin (unless it listens on a Unix socket)
+    /// and the admin plugin, where loaded.
+    fn free_ports(&self) -> (Option<u16>, Option<u16>) {
+        let proxy = self.has_plugin("proxy") && self.proxy_socket.is_none();
+        (
+            proxy.then(free_port),
+            self.has_plugin("admin").then(free_port),
+        )
     }
 
     /// The full command line for the given ports.
@@ -95,6 +115,9 @@ impl ProxyBuilder {
         args.extend(self.plugins.iter().map(|p| format!("--plugins={p}")));
         if let Some(port) = proxy_port {
             args.push(format!("--proxy-address=127.0.0.1:{port}"));
+        }
+        if let Some(path) = &self.proxy_socket {
+            args.push(format!("--proxy-address={}", path.display()));
         }
         args.extend(
             self.backends
@@ -138,8 +161,7 @@ impl ProxyBuilder {
     }
 
     fn try_start(&self) -> Result<Proxy, StartError> {
-        let proxy_port = self.has_plugin("proxy").then(free_port);
-        let admin_port = self.has_plugin("admin").then(free_port);
+        let (proxy_port, admin_port) = self.free_ports();
         let args = self.command_line(proxy_port, admin_port);
         let bin = proxy_binary();
         let dir = tempfile::Builder::new()
@@ -183,7 +205,11 @@ impl ProxyBuilder {
                 )
                 .with_args(&proxy.args));
             }
-            if ports.iter().all(|&p| port_accepts(p)) {
+            let socket_accepts = self
+                .proxy_socket
+                .as_ref()
+                .is_none_or(|path| std::os::unix::net::UnixStream::connect(path).is_ok());
+            if socket_accepts && ports.iter().all(|&p| port_accepts(p)) {
                 eprintln!(
                     "[harness] mysql-proxy (pid {}) listening on {:?} in {:.2?}",
                     proxy.pid(),
@@ -209,8 +235,7 @@ impl ProxyBuilder {
     /// Runs the proxy with the builder's command line (free ports included) and
     /// expects it to exit by itself within `timeout`: for start-up error tests.
     pub fn run_expect_exit(self, timeout: Duration) -> (ExitStatus, String, String) {
-        let proxy_port = self.has_plugin("proxy").then(free_port);
-        let admin_port = self.has_plugin("admin").then(free_port);
+        let (proxy_port, admin_port) = self.free_ports();
         let args = self.command_line(proxy_port, admin_port);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         spawn_expect_exit(&args, timeout)

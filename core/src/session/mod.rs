@@ -11,13 +11,11 @@ mod relay;
 mod reply;
 mod stream;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
 use mysql_proxy_plugin_abi::{BalancePolicy, PluginBox, PoolSpec, SessionState};
-use tokio::net::TcpStream;
 
 use crate::backends::BackendRegistry;
 use crate::engine::SessionTracker;
@@ -54,23 +52,19 @@ impl ClientSession {
     pub fn new(
         context: Arc<ListenerContext>,
         connection_id: u64,
-        stream: TcpStream,
-        peer: SocketAddr,
+        stream: Stream,
+        peer: String,
     ) -> Self {
-        let local = stream
-            .local_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
         let state = SessionState {
             connection_id,
             listener_ndx: context.listener_ndx,
-            client_address: peer.to_string().into(),
-            local_address: local.into(),
+            client_address: peer.into(),
+            local_address: stream.local_name().into(),
             ..SessionState::default()
         };
         let hooks = context.plugin.new_session(&state);
         let client = Conn::new(
-            Stream::Tcp(stream),
+            stream,
             context.read_timeout,
             context.write_timeout,
             context.max_packet_size,

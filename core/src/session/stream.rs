@@ -1,6 +1,7 @@
 //! The socket under a [`Conn`](super::Conn): TCP, or a Unix domain socket
-//! for a backend on the same host, and the same socket parked (unregistered
-//! from any event thread) while it waits in the connection pool.
+//! (a client or a backend on the same host), and the same socket parked
+//! (unregistered from any event thread) while it is handed to another event
+//! thread or waits in the connection pool.
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -10,7 +11,7 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
-use crate::address::BackendAddress;
+use crate::address::Address;
 
 /// A connected socket registered with the current event thread.
 #[derive(Debug)]
@@ -21,10 +22,10 @@ pub enum Stream {
 
 impl Stream {
     /// Connects to a backend.
-    pub async fn connect(address: &BackendAddress) -> io::Result<Stream> {
+    pub async fn connect(address: &Address) -> io::Result<Stream> {
         match address {
-            BackendAddress::Tcp(addr) => TcpStream::connect(addr).await.map(Stream::Tcp),
-            BackendAddress::Unix(path) => UnixStream::connect(path).await.map(Stream::Unix),
+            Address::Tcp(addr) => TcpStream::connect(addr).await.map(Stream::Tcp),
+            Address::Unix(path) => UnixStream::connect(path).await.map(Stream::Unix),
         }
     }
 
@@ -32,6 +33,21 @@ impl Stream {
     pub fn set_nodelay(&self) {
         if let Stream::Tcp(stream) = self {
             let _ = stream.set_nodelay(true);
+        }
+    }
+
+    /// This end's address: `ip:port` or the socket path.
+    pub fn local_name(&self) -> String {
+        match self {
+            Stream::Tcp(stream) => stream
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+            Stream::Unix(stream) => stream
+                .local_addr()
+                .ok()
+                .and_then(|a| a.as_pathname().map(|p| p.display().to_string()))
+                .unwrap_or_default(),
         }
     }
 
