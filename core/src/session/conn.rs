@@ -113,12 +113,23 @@ impl Conn {
             self.buf.reserve(self.read_chunk);
         }
         let room = self.buf.capacity() - self.buf.len();
-        let read = tokio::time::timeout(self.read_timeout, self.stream.read_buf(&mut self.buf));
-        match read.await {
-            Err(_) => Err(ConnError::Timeout),
-            Ok(Err(e)) => Err(ConnError::Io(e)),
-            Ok(Ok(0)) => Err(ConnError::Closed),
-            Ok(Ok(n)) => {
+        // What the kernel already has is read without arming a timer (and
+        // without reading the clock): the usual case for a command after
+        // the client's socket turned readable.
+        let read = match self.stream.try_read_buf(&mut self.buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let wait = self.stream.read_buf(&mut self.buf);
+                match tokio::time::timeout(self.read_timeout, wait).await {
+                    Err(_) => return Err(ConnError::Timeout),
+                    Ok(read) => read,
+                }
+            }
+            read => read,
+        };
+        match read {
+            Err(e) => Err(ConnError::Io(e)),
+            Ok(0) => Err(ConnError::Closed),
+            Ok(n) => {
                 if n == room {
                     self.read_chunk = (self.read_chunk * 2).min(LARGEST_READ_CHUNK);
                 }
@@ -212,9 +223,19 @@ impl Conn {
         }))
     }
 
-    /// Writes bytes, all of them, within the write timeout.
+    /// Writes bytes, all of them, within the write timeout. What the socket
+    /// takes at once is written without arming a timer (the usual case: a
+    /// command, or a result the client keeps up with).
     pub async fn write_all(&mut self, bytes: &[u8]) -> Result<(), ConnError> {
-        match tokio::time::timeout(self.write_timeout, self.stream.write_all(bytes)).await {
+        let written = match self.stream.try_write(bytes) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+            Err(e) => return Err(ConnError::Io(e)),
+        };
+        let Some(rest) = bytes.get(written..).filter(|rest| !rest.is_empty()) else {
+            return Ok(());
+        };
+        match tokio::time::timeout(self.write_timeout, self.stream.write_all(rest)).await {
             Err(_) => Err(ConnError::Timeout),
             Ok(Err(e)) => Err(ConnError::Io(e)),
             Ok(Ok(())) => Ok(()),

@@ -51,6 +51,22 @@ impl Stream {
         }
     }
 
+    /// Reads what the kernel has now; `WouldBlock` if nothing.
+    pub fn try_read_buf(&self, buf: &mut bytes::BytesMut) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(stream) => stream.try_read_buf(buf),
+            Stream::Unix(stream) => stream.try_read_buf(buf),
+        }
+    }
+
+    /// Writes what the kernel takes now; `WouldBlock` if nothing.
+    pub fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(stream) => stream.try_write(bytes),
+            Stream::Unix(stream) => stream.try_write(bytes),
+        }
+    }
+
     pub async fn readable(&self) -> io::Result<()> {
         match self {
             Stream::Tcp(stream) => stream.readable().await,
