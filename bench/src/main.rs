@@ -53,6 +53,8 @@ struct Options {
     result_bytes: u64,
     idle_conns: usize,
     failover_rounds: u32,
+    /// A build directory (binary and plugins) to compare this build with.
+    baseline: Option<PathBuf>,
     write_doc: bool,
     only: Vec<String>,
 }
@@ -68,6 +70,7 @@ impl Options {
             result_bytes: 1 << 30,
             idle_conns: 10_000,
             failover_rounds: 5,
+            baseline: None,
             write_doc: true,
             only: SECTIONS.iter().map(|s| s.to_string()).collect(),
         };
@@ -104,12 +107,20 @@ impl Options {
                         return Err(format!("unknown section {bad}; sections: {SECTIONS:?}"));
                     }
                 }
+                "--baseline" => {
+                    let dir = value.ok_or("--baseline needs a build directory")?;
+                    if !Path::new(dir).join("mysql-proxy").is_file() {
+                        return Err(format!("--baseline={dir}: no mysql-proxy binary there"));
+                    }
+                    o.baseline = Some(PathBuf::from(dir));
+                    o.only = vec!["baseline".to_string()];
+                }
                 "--help" | "-h" => return Err(String::new()),
                 _ => return Err(format!("unknown option {arg}")),
             }
         }
         // Only a full run of everything with the default durations is the record.
-        let full = !o.quick && o.only.len() == SECTIONS.len();
+        let full = !o.quick && o.baseline.is_none() && o.only.len() == SECTIONS.len();
         o.write_doc = explicit_doc.unwrap_or(full);
         Ok(o)
     }
@@ -122,9 +133,12 @@ impl Options {
 const USAGE: &str =
     "usage: bench/run [--quick] [--only=oltp,events,connect,profile,big,idle,failover]
                  [--seconds=N] [--rounds=N] [--idle-connections=N] [--result-mib=N]
-                 [--doc | --no-doc]
+                 [--doc | --no-doc] [--baseline=DIR]
   --quick   2 s runs, 1 round, 128 MiB result, 1000 idle connections,
             2 failovers (a smoke run)
+  --baseline=DIR  only compare this build with the one in DIR (a copy of
+            another build's target/release: mysql-proxy and lib*.so), both
+            with one event thread: sysbench point_select at 8 and 64 threads
   A full run (no option) rewrites the generated part of docs/PERFORMANCE.md;
   raw outputs go to bench/results/.";
 
@@ -242,6 +256,7 @@ struct ProfileResult {
 struct Results {
     oltp: Vec<Comparison>,
     events: Vec<Comparison>,
+    baseline: Vec<Comparison>,
     churn: Option<ChurnResult>,
     big: Option<BigResult>,
     idle: Option<IdleResult>,
@@ -309,7 +324,9 @@ fn main() -> ExitCode {
         db.port()
     ));
 
-    let need_sysbench_data = ["oltp", "events", "profile"].iter().any(|s| opts.runs(s));
+    let need_sysbench_data = ["oltp", "events", "profile", "baseline"]
+        .iter()
+        .any(|s| opts.runs(s));
     if need_sysbench_data {
         log.say(&format!(
             "sysbench prepare: {} tables x {} rows",
@@ -343,6 +360,12 @@ fn main() -> ExitCode {
         match section_events(&db, &opts, &results_dir, &log) {
             Ok(c) => results.events = c,
             Err(e) => results.errors.push(("events".into(), e)),
+        }
+    }
+    if let Some(dir) = &opts.baseline {
+        match section_baseline(&db, dir, &opts, &results_dir, &log) {
+            Ok(c) => results.baseline = c,
+            Err(e) => results.errors.push(("baseline".into(), e)),
         }
     }
     if opts.runs("connect") {
@@ -386,8 +409,10 @@ fn main() -> ExitCode {
         took.as_secs_f64()
     );
     println!();
-    print!("{}", summary.text());
-    println!();
+    if opts.baseline.is_none() {
+        print!("{}", summary.text());
+        println!();
+    }
     for (title, table) in detail_tables(&results) {
         println!("{title}");
         print!("{}", table.text());
@@ -554,6 +579,54 @@ fn section_events(
             proxy_pid: Some(haproxy.pid()),
         });
     }
+    let mut all = Vec::new();
+    for &threads in EVENT_THREADS_LOADS {
+        let c = oltp::compare(
+            &endpoints,
+            db.pid(),
+            "oltp_point_select",
+            threads,
+            opts.seconds,
+            opts.rounds,
+            dir,
+            &mut |m| log.say(m),
+        )?;
+        all.push(c);
+    }
+    Ok(all)
+}
+
+/// This build against another one (e.g. the previous commit's), both with one
+/// event thread so that scheduling noise is lowest, alternating.
+fn section_baseline(
+    db: &MariaDb,
+    baseline: &Path,
+    opts: &Options,
+    dir: &Path,
+    log: &Log,
+) -> Result<Vec<Comparison>, String> {
+    let start = |builder: mysql_proxy_tests::ProxyBuilder| {
+        builder
+            .backend(db.addr())
+            .log_level("critical")
+            .arg("--event-threads=1")
+            .start()
+            .map_err(|e| format!("starting mysql-proxy: {e}"))
+    };
+    let old = start(Proxy::builder().build_dir(baseline))?;
+    let new = start(Proxy::builder())?;
+    let endpoints = [
+        Endpoint {
+            label: "baseline".into(),
+            port: old.proxy_port(),
+            proxy_pid: Some(old.pid()),
+        },
+        Endpoint {
+            label: "proxy".into(),
+            port: new.proxy_port(),
+            proxy_pid: Some(new.pid()),
+        },
+    ];
     let mut all = Vec::new();
     for &threads in EVENT_THREADS_LOADS {
         let c = oltp::compare(
@@ -1194,6 +1267,42 @@ fn detail_tables(r: &Results) -> Vec<(String, Table)> {
         out.push((
             "--event-threads 1 and 2, a Unix-socket backend, and HAProxy (TCP mode, 1 thread) as the relay-only reference"
                 .into(),
+            t,
+        ));
+    }
+    if !r.baseline.is_empty() {
+        let mut t = Table::new(&[
+            "Workload",
+            "Thr",
+            "Build",
+            "tps",
+            "vs baseline",
+            "Proxy CPU/query us (user+sys)",
+            "p99 us",
+        ]);
+        for c in &r.baseline {
+            let base = c.side("baseline").tps();
+            for (label, side) in &c.sides {
+                t.row(vec![
+                    c.workload.trim_start_matches("oltp_").to_string(),
+                    c.threads.to_string(),
+                    if label == "proxy" {
+                        "this build"
+                    } else {
+                        "baseline"
+                    }
+                    .to_string(),
+                    num(side.tps(), 0),
+                    ratio(side.tps() / base),
+                    side.proxy_cpu_per_query()
+                        .map(|(u, s)| format!("{} ({}+{})", num(u + s, 1), num(u, 1), num(s, 1)))
+                        .unwrap_or_default(),
+                    num(side.percentile_us(99.0), 0),
+                ]);
+            }
+        }
+        out.push((
+            "this build against the baseline build (one event thread each)".into(),
             t,
         ));
     }

@@ -31,6 +31,8 @@ pub struct ProxyBuilder {
     plugins: Vec<String>,
     /// Listen on this Unix socket instead of a TCP port.
     proxy_socket: Option<PathBuf>,
+    /// Run the binary and plugins of this build instead of [`build_dir`]'s.
+    build_dir: Option<PathBuf>,
     admin_credentials: Option<(String, String)>,
     log_level: String,
     args: Vec<String>,
@@ -43,6 +45,7 @@ impl Default for ProxyBuilder {
             read_only_backends: Vec::new(),
             plugins: vec!["proxy".into()],
             proxy_socket: None,
+            build_dir: None,
             admin_credentials: None,
             log_level: "debug".into(),
             args: Vec::new(),
@@ -95,6 +98,18 @@ impl ProxyBuilder {
         self
     }
 
+    /// Runs the `mysql-proxy` binary and plugins found in `dir` (another
+    /// build, e.g. the previous commit's, to compare with).
+    pub fn build_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.build_dir = Some(dir.into());
+        self
+    }
+
+    /// The directory with the binary and the plugins to run.
+    fn binaries(&self) -> PathBuf {
+        self.build_dir.clone().unwrap_or_else(build_dir)
+    }
+
     fn has_plugin(&self, name: &str) -> bool {
         self.plugins.iter().any(|p| p == name)
     }
@@ -111,7 +126,7 @@ impl ProxyBuilder {
 
     /// The full command line for the given ports.
     fn command_line(&self, proxy_port: Option<u16>, admin_port: Option<u16>) -> Vec<String> {
-        let mut args = vec![format!("--plugin-dir={}", build_dir().display())];
+        let mut args = vec![format!("--plugin-dir={}", self.binaries().display())];
         args.extend(self.plugins.iter().map(|p| format!("--plugins={p}")));
         if let Some(port) = proxy_port {
             args.push(format!("--proxy-address=127.0.0.1:{port}"));
@@ -163,7 +178,10 @@ impl ProxyBuilder {
     fn try_start(&self) -> Result<Proxy, StartError> {
         let (proxy_port, admin_port) = self.free_ports();
         let args = self.command_line(proxy_port, admin_port);
-        let bin = proxy_binary();
+        let bin = match &self.build_dir {
+            Some(dir) => dir.join(crate::paths::PROXY_BIN),
+            None => proxy_binary(),
+        };
         let dir = tempfile::Builder::new()
             .prefix("mysql-proxy-")
             .tempdir()
