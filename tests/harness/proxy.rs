@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 use crate::client::{mariadb_cli, Endpoint};
-use crate::net::{free_port, port_accepts};
+use crate::net::{free_port, port_listening, unix_socket_listening};
 use crate::paths::{build_dir, proxy_binary};
 use crate::process::{
     kill, proc_status_kib, run_with_timeout, signal_pid, spawn, tail, wait_timeout, POLL,
@@ -223,11 +223,11 @@ impl ProxyBuilder {
                 )
                 .with_args(&proxy.args));
             }
-            let socket_accepts = self
+            let socket_listens = self
                 .proxy_socket
                 .as_ref()
-                .is_none_or(|path| std::os::unix::net::UnixStream::connect(path).is_ok());
-            if socket_accepts && ports.iter().all(|&p| port_accepts(p)) {
+                .is_none_or(|path| unix_socket_listening(path));
+            if socket_listens && ports.iter().all(|&p| port_listening(p)) {
                 eprintln!(
                     "[harness] mysql-proxy (pid {}) listening on {:?} in {:.2?}",
                     proxy.pid(),
