@@ -5,11 +5,15 @@
 //! zero-copy `Bytes` slices of it. An idle connection gives its buffer back
 //! ([`Conn::release_idle_buffer`]) so idle sessions cost little memory.
 
+use std::future::{poll_fn, Future};
+use std::pin::{pin, Pin};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use mysql_proxy_protocol::codec::{self, HEADER_LEN, MAX_PAYLOAD_CHUNK};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::{Instant, Sleep};
 
 use super::stream::{ParkedStream, Stream};
 
@@ -75,6 +79,8 @@ pub struct Conn {
     pub(crate) buf: BytesMut,
     /// Room to make for the next read (see [`FIRST_READ_CHUNK`]).
     read_chunk: usize,
+    /// The timer of every wait on this connection (see [`Deadline`]).
+    deadline: Deadline,
     read_timeout: Duration,
     write_timeout: Duration,
     max_packet: usize,
@@ -92,6 +98,7 @@ impl Conn {
             stream,
             buf: BytesMut::new(),
             read_chunk: FIRST_READ_CHUNK,
+            deadline: Deadline::default(),
             read_timeout,
             write_timeout,
             max_packet,
@@ -119,10 +126,7 @@ impl Conn {
         let read = match self.stream.try_read_buf(&mut self.buf) {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 let wait = self.stream.read_buf(&mut self.buf);
-                match tokio::time::timeout(self.read_timeout, wait).await {
-                    Err(_) => return Err(ConnError::Timeout),
-                    Ok(read) => read,
-                }
+                self.deadline.within(self.read_timeout, wait).await?
             }
             read => read,
         };
@@ -140,15 +144,14 @@ impl Conn {
 
     /// Waits until the peer sent something (or closed), without allocating a
     /// buffer: used while idle.
-    pub async fn readable(&self) -> Result<(), ConnError> {
+    pub async fn readable(&mut self) -> Result<(), ConnError> {
         if !self.buf.is_empty() {
             return Ok(());
         }
-        match tokio::time::timeout(self.read_timeout, self.stream.readable()).await {
-            Err(_) => Err(ConnError::Timeout),
-            Ok(Err(e)) => Err(ConnError::Io(e)),
-            Ok(Ok(())) => Ok(()),
-        }
+        self.deadline
+            .within(self.read_timeout, self.stream.readable())
+            .await?
+            .map_err(ConnError::Io)
     }
 
     /// Reads one logical packet.
@@ -235,11 +238,10 @@ impl Conn {
         let Some(rest) = bytes.get(written..).filter(|rest| !rest.is_empty()) else {
             return Ok(());
         };
-        match tokio::time::timeout(self.write_timeout, self.stream.write_all(rest)).await {
-            Err(_) => Err(ConnError::Timeout),
-            Ok(Err(e)) => Err(ConnError::Io(e)),
-            Ok(Ok(())) => Ok(()),
-        }
+        self.deadline
+            .within(self.write_timeout, self.stream.write_all(rest))
+            .await?
+            .map_err(ConnError::Io)
     }
 
     /// Frames payloads with consecutive sequence ids starting at `seq` and
@@ -273,6 +275,50 @@ impl Conn {
     }
 }
 
+/// One timer for all the waits of a connection, instead of a new one per
+/// wait: registering a timer in tokio's wheel and removing it again cost
+/// more than the rest of relaying a small query. Each wait reads the clock
+/// and notes its own deadline; the timer stays armed at an earlier deadline
+/// (a previous wait's, which is never later with the same timeout) and,
+/// when it fires before the current wait's deadline, is moved there. So it
+/// is re-armed about once per timeout while the connection is busy.
+#[derive(Default)]
+struct Deadline {
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl Deadline {
+    /// Waits for `wait` for at most `timeout`.
+    async fn within<F: Future>(
+        &mut self,
+        timeout: Duration,
+        wait: F,
+    ) -> Result<F::Output, ConnError> {
+        let deadline = Instant::now() + timeout;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if timer.deadline() > deadline {
+            // A longer timeout armed it (a read's, now a write's).
+            timer.as_mut().reset(deadline);
+        }
+        let mut wait = pin!(wait);
+        poll_fn(|cx| {
+            if let Poll::Ready(output) = wait.as_mut().poll(cx) {
+                return Poll::Ready(Ok(output));
+            }
+            while timer.as_mut().poll(cx).is_ready() {
+                if Instant::now() >= deadline {
+                    return Poll::Ready(Err(ConnError::Timeout));
+                }
+                timer.as_mut().reset(deadline);
+            }
+            Poll::Pending
+        })
+        .await
+    }
+}
+
 /// Joins the payloads of a multi-chunk packet.
 fn join_chunks(raw: &Bytes, total: usize) -> Bytes {
     let mut payload = BytesMut::with_capacity(total);
@@ -283,4 +329,55 @@ fn join_chunks(raw: &Bytes, total: usize) -> Bytes {
         pos = start + len;
     }
     payload.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::pending;
+
+    use super::*;
+
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_that_does_not_end_times_out_at_its_deadline() {
+        let mut deadline = Deadline::default();
+        let began = Instant::now();
+        let outcome = deadline.within(secs(2), pending::<()>()).await;
+        assert!(matches!(outcome, Err(ConnError::Timeout)));
+        assert_eq!(began.elapsed(), secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_later_wait_gets_its_whole_timeout_from_the_reused_timer() {
+        let mut deadline = Deadline::default();
+        let began = Instant::now();
+        // Armed for 0 + 10 s; this wait ends at 3 s.
+        let first = deadline.within(secs(10), tokio::time::sleep(secs(3))).await;
+        assert!(first.is_ok());
+        // The timer fires at 10 s, before this wait's deadline of 13 s.
+        let outcome = deadline.within(secs(10), pending::<()>()).await;
+        assert!(matches!(outcome, Err(ConnError::Timeout)));
+        assert_eq!(began.elapsed(), secs(13));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_shorter_timeout_moves_the_timer_earlier() {
+        let mut deadline = Deadline::default();
+        let began = Instant::now();
+        let first = deadline.within(secs(60), tokio::time::sleep(secs(1))).await;
+        assert!(first.is_ok());
+        let outcome = deadline.within(secs(2), pending::<()>()).await;
+        assert!(matches!(outcome, Err(ConnError::Timeout)));
+        assert_eq!(began.elapsed(), secs(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_that_ends_in_time_gives_its_output() {
+        let mut deadline = Deadline::default();
+        let outcome = deadline.within(secs(2), async { 7 }).await;
+        assert!(matches!(outcome, Ok(7)));
+    }
 }
