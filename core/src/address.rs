@@ -99,9 +99,66 @@ fn split_host_port(text: &str) -> Result<(&str, u16), AddressError> {
     }
 }
 
+/// `ip:port` as `SocketAddr`'s `Display` writes it, for the names of the
+/// sessions' peers: IPv4 is written digit by digit, an order of magnitude
+/// cheaper than the formatting machinery (a new connection's peer name is on
+/// the connect path).
+pub fn socket_addr_text(addr: &SocketAddr) -> String {
+    let SocketAddr::V4(v4) = addr else {
+        return addr.to_string();
+    };
+    let mut text = String::with_capacity("255.255.255.255:65535".len());
+    for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+        if i > 0 {
+            text.push('.');
+        }
+        push_decimal(&mut text, u16::from(octet));
+    }
+    text.push(':');
+    push_decimal(&mut text, v4.port());
+    text
+}
+
+fn push_decimal(text: &mut String, value: u16) {
+    let mut digits = [0u8; 5];
+    let mut rest = value;
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        // A remainder of 10 is below 10: the digit fits in a u8.
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    for &digit in &digits[start..] {
+        text.push(char::from(digit));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn socket_addr_text_writes_what_display_writes() {
+        let samples = [
+            "0.0.0.0:0",
+            "127.0.0.1:4040",
+            "10.20.30.40:65535",
+            "255.255.255.255:9",
+            "192.168.100.7:33060",
+            "[::1]:4040",
+            "[fe80::1]:3306",
+        ];
+        for sample in samples {
+            let Ok(addr) = sample.parse::<SocketAddr>() else {
+                panic!("{sample} is not an address");
+            };
+            assert_eq!(socket_addr_text(&addr), addr.to_string());
+        }
+    }
 
     #[test]
     fn parses_every_form() {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use tokio::net::{TcpListener, TcpSocket, UnixListener};
 
-use crate::address::Address;
+use crate::address::{socket_addr_text, Address};
 use crate::session::{ClientSession, ListenerContext, Stream};
 
 /// The event threads sessions run on: the current arbiter plus extra ones,
@@ -104,20 +104,48 @@ impl Acceptor {
         }
     }
 
-    /// The next connection and its peer's name.
-    async fn accept(&self) -> io::Result<(Stream, String)> {
+    /// The local name every connection accepted here has, when it is known
+    /// without asking the kernel: not for a wildcard address, where each
+    /// connection's own address says which interface it came in on.
+    fn fixed_local_name(&self) -> Option<String> {
         match self {
+            Acceptor::Tcp(listener) => listener
+                .local_addr()
+                .ok()
+                .filter(|addr| !addr.ip().is_unspecified())
+                .map(|addr| socket_addr_text(&addr)),
+            Acceptor::Unix { path, .. } => Some(path.display().to_string()),
+        }
+    }
+
+    /// The next connection, with its peer's name and its local name
+    /// (`fixed_local` if given).
+    async fn accept(&self, fixed_local: Option<&String>) -> io::Result<Accepted> {
+        let (stream, peer) = match self {
             Acceptor::Tcp(listener) => {
                 let (stream, peer) = listener.accept().await?;
-                Ok((Stream::Tcp(stream), peer.to_string()))
+                (Stream::Tcp(stream), socket_addr_text(&peer))
             }
             Acceptor::Unix { listener, path } => {
                 let (stream, _) = listener.accept().await?;
                 // Unix clients are unnamed: they are known by the socket.
-                Ok((Stream::Unix(stream), path.display().to_string()))
+                (Stream::Unix(stream), path.display().to_string())
             }
-        }
+        };
+        let local = fixed_local.cloned().unwrap_or_else(|| stream.local_name());
+        Ok(Accepted {
+            stream,
+            peer,
+            local,
+        })
     }
+}
+
+/// A new client connection and the names the session reports for it.
+pub struct Accepted {
+    stream: Stream,
+    peer: String,
+    local: String,
 }
 
 impl Drop for Acceptor {
@@ -167,21 +195,30 @@ impl Actor for Listener {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         if let Some(socket) = self.socket.take() {
-            ctx.add_stream(futures_util::stream::unfold(socket, |socket| async move {
-                let accepted = socket.accept().await;
-                if accepted.is_err() {
-                    // E.g. out of file descriptors: back off instead of spinning.
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                Some((accepted, socket))
-            }));
+            let fixed_local = socket.fixed_local_name();
+            let state = (socket, fixed_local);
+            ctx.add_stream(futures_util::stream::unfold(
+                state,
+                |(socket, fixed_local)| async move {
+                    let accepted = socket.accept(fixed_local.as_ref()).await;
+                    if accepted.is_err() {
+                        // E.g. out of file descriptors: back off instead of spinning.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    Some((accepted, (socket, fixed_local)))
+                },
+            ));
         }
     }
 }
 
-impl StreamHandler<io::Result<(Stream, String)>> for Listener {
-    fn handle(&mut self, accepted: io::Result<(Stream, String)>, _: &mut Self::Context) {
-        let (stream, peer) = match accepted {
+impl StreamHandler<io::Result<Accepted>> for Listener {
+    fn handle(&mut self, accepted: io::Result<Accepted>, _: &mut Self::Context) {
+        let Accepted {
+            stream,
+            peer,
+            local,
+        } = match accepted {
             Ok(accepted) => accepted,
             Err(error) => {
                 slog::error!(self.context.logger, "accept failed: {}", error);
@@ -192,7 +229,7 @@ impl StreamHandler<io::Result<(Stream, String)>> for Listener {
         let connection_id = context.sessions.next_connection_id();
         let Some(thread) = self.threads.next() else {
             // This thread's turn: the stream is registered here already.
-            ClientSession::new(context, connection_id, stream, peer).start();
+            ClientSession::new(context, connection_id, stream, peer, local).start();
             return;
         };
         // A tokio stream belongs to the runtime that registered it: move it
@@ -206,7 +243,7 @@ impl StreamHandler<io::Result<(Stream, String)>> for Listener {
         };
         thread.spawn_fn(move || match stream.resume() {
             Ok(stream) => {
-                ClientSession::new(context, connection_id, stream, peer).start();
+                ClientSession::new(context, connection_id, stream, peer, local).start();
             }
             Err(error) => slog::error!(context.logger, "cannot register connection: {}", error),
         });

@@ -54,12 +54,13 @@ impl ClientSession {
         connection_id: u64,
         stream: Stream,
         peer: String,
+        local: String,
     ) -> Self {
         let state = SessionState {
             connection_id,
             listener_ndx: context.listener_ndx,
             client_address: peer.into(),
-            local_address: stream.local_name().into(),
+            local_address: local.into(),
             ..SessionState::default()
         };
         let hooks = context.plugin.new_session(&state);

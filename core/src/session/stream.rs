@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
-use crate::address::Address;
+use crate::address::{socket_addr_text, Address};
 
 /// A connected socket registered with the current event thread.
 #[derive(Debug)]
@@ -41,7 +41,7 @@ impl Stream {
         match self {
             Stream::Tcp(stream) => stream
                 .local_addr()
-                .map(|a| a.to_string())
+                .map(|a| socket_addr_text(&a))
                 .unwrap_or_default(),
             Stream::Unix(stream) => stream
                 .local_addr()
