@@ -7,6 +7,8 @@
 // Tests report failure by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::io::Read;
+use std::net::TcpStream;
 use std::thread;
 use std::time::Duration;
 
@@ -61,15 +63,22 @@ fn assert_clean(conn: &mut mysql::Conn) {
 /// How soon a client's server connection is back in the pool.
 const IDLE_WITHIN: Duration = Duration::from_secs(5);
 
+/// A client logs in, runs `session` (which returns its server thread id),
+/// and leaves; returns the thread id once its connection is in the pool.
+fn pool_one_connection(proxy: &Proxy, session: fn(&mut mysql::Conn) -> u32) -> u32 {
+    let mut client = proxy.endpoint().root_conn();
+    let thread_id = session(&mut client);
+    drop(client);
+    proxy.wait_for_backend(1, "idle_connections", "1", IDLE_WITHIN);
+    thread_id
+}
+
 #[test]
 fn the_next_client_reuses_the_server_connection_with_a_clean_session() {
     let server = MariaDb::start();
     let proxy = pooled_proxy(&server, &[]);
 
-    let mut first = proxy.endpoint().root_conn();
-    let thread_id = leave_state(&mut first);
-    drop(first);
-    proxy.wait_for_backend(1, "idle_connections", "1", IDLE_WITHIN);
+    let thread_id = pool_one_connection(&proxy, leave_state);
 
     let mut second = proxy.endpoint().root_conn();
     let reused = connection_id(&mut second);
@@ -97,10 +106,7 @@ fn a_pooled_connection_the_server_closed_is_never_handed_out() {
     let server = MariaDb::start();
     let proxy = pooled_proxy(&server, &[]);
 
-    let mut first = proxy.endpoint().root_conn();
-    let thread_id = connection_id(&mut first);
-    drop(first);
-    proxy.wait_for_backend(1, "idle_connections", "1", IDLE_WITHIN);
+    let thread_id = pool_one_connection(&proxy, connection_id);
     server
         .root_conn()
         .query_drop(format!("KILL {thread_id}"))
@@ -113,14 +119,105 @@ fn a_pooled_connection_the_server_closed_is_never_handed_out() {
 }
 
 #[test]
+fn idle_pooled_connections_are_closed_without_traffic() {
+    let server = MariaDb::start();
+    let proxy = pooled_proxy(
+        &server,
+        &["--proxy-pool-idle-timeout=1", "--proxy-pool-min-idle=1"],
+    );
+    let proxy_threads_on_server = || -> Vec<u32> {
+        let mut check = server.root_conn();
+        let own = connection_id(&mut check);
+        check
+            .query::<u32, _>("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = 'root'")
+            .unwrap()
+            .into_iter()
+            .filter(|&id| id != own)
+            .collect()
+    };
+
+    let clients: Vec<_> = (0..3).map(|_| proxy.endpoint().root_conn()).collect();
+    drop(clients);
+    proxy.wait_for_backend(1, "idle_connections", "3", IDLE_WITHIN);
+
+    // No traffic: past the idle timeout, all but min_idle are closed.
+    proxy.wait_for_backend(1, "idle_connections", "1", IDLE_WITHIN);
+    let kept = proxy_threads_on_server();
+    assert_eq!(kept.len(), 1, "server threads of the proxy: {kept:?}");
+
+    // The kept one is killed by the server: it goes too.
+    server
+        .root_conn()
+        .query_drop(format!("KILL {}", kept[0]))
+        .unwrap();
+    proxy.wait_for_backend(1, "idle_connections", "0", IDLE_WITHIN);
+}
+
+#[test]
+fn a_client_that_leaves_before_logging_in_gives_the_pooled_connection_back() {
+    let server = MariaDb::start();
+    let proxy = pooled_proxy(&server, &[]);
+    let thread_id = pool_one_connection(&proxy, connection_id);
+
+    // A port check: connect, read the greeting (the pooled connection's,
+    // so the session holds it now), close.
+    let mut probe = TcpStream::connect(("127.0.0.1", proxy.proxy_port())).unwrap();
+    let mut header = [0u8; 4];
+    probe.read_exact(&mut header).unwrap();
+    assert_eq!(proxy.backend_row(1)["idle_connections"], "0");
+    drop(probe);
+
+    proxy.wait_for_backend(1, "idle_connections", "1", IDLE_WITHIN);
+    let mut next = proxy.endpoint().root_conn();
+    assert_eq!(
+        connection_id(&mut next),
+        thread_id,
+        "the same server thread"
+    );
+}
+
+#[test]
+fn locks_a_client_left_behind_are_released_when_its_connection_is_pooled() {
+    let server = MariaDb::start();
+    server
+        .root_conn()
+        .query_drop("CREATE TABLE test.pool_lock_tables (id INT PRIMARY KEY) ENGINE=InnoDB")
+        .unwrap();
+    let proxy = pooled_proxy(&server, &[]);
+
+    let mut locker = proxy.endpoint().root_conn();
+    locker
+        .query_drop("LOCK TABLES test.pool_lock_tables WRITE")
+        .unwrap();
+    let got: u32 = locker
+        .query_first("SELECT GET_LOCK('pool_user_lock', 0)")
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, 1);
+    drop(locker);
+    proxy.wait_for_backend(1, "idle_connections", "1", IDLE_WITHIN);
+
+    // Neither lock is held by the pooled connection while it waits.
+    let mut other = server.root_conn();
+    other
+        .query_drop("SET SESSION lock_wait_timeout = 2")
+        .unwrap();
+    other
+        .query_drop("INSERT INTO test.pool_lock_tables VALUES (1)")
+        .unwrap();
+    let free: u32 = other
+        .query_first("SELECT IS_FREE_LOCK('pool_user_lock')")
+        .unwrap()
+        .unwrap();
+    assert_eq!(free, 1);
+}
+
+#[test]
 fn without_change_user_only_the_same_login_is_let_in() {
     let server = MariaDb::start();
     let proxy = pooled_proxy(&server, &["--proxy-pool-no-change-user"]);
 
-    let mut first = proxy.endpoint().root_conn();
-    let thread_id = leave_state(&mut first);
-    drop(first);
-    proxy.wait_for_backend(1, "idle_connections", "1", IDLE_WITHIN);
+    let thread_id = pool_one_connection(&proxy, leave_state);
 
     // The same login: same server thread, session reset.
     let mut second = proxy.endpoint().root_conn();
@@ -136,6 +233,10 @@ fn without_change_user_only_the_same_login_is_let_in() {
         stderr.contains("ERROR 1045") && stderr.contains("(proxy-pool) login failed"),
         "{stderr}"
     );
+    // The refused client was never logged in on it: it stays pooled.
+    proxy.wait_for_backend(1, "idle_connections", "1", IDLE_WITHIN);
+    let mut again = proxy.endpoint().root_conn();
+    assert_eq!(connection_id(&mut again), thread_id);
 }
 
 #[test]

@@ -164,6 +164,10 @@ fn is_stale(path: &std::path::Path) -> bool {
     )
 }
 
+/// How often the pools of a listener's backends are swept: a pooled
+/// connection is closed within this long after its idle timeout.
+const POOL_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Accepts on one listening socket.
 pub struct Listener {
     socket: Option<Acceptor>,
@@ -194,6 +198,15 @@ impl Actor for Listener {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        if self.context.pool.max_idle > 0 {
+            // Without this, a pool that sees no traffic would keep expired
+            // connections and ones the server has closed until the next take.
+            ctx.run_interval(POOL_SWEEP_INTERVAL, |listener, _| {
+                for backend in listener.context.registry.all() {
+                    backend.pool.sweep(&listener.context.pool);
+                }
+            });
+        }
         if let Some(socket) = self.socket.take() {
             let fixed_local = socket.fixed_local_name();
             let state = (socket, fixed_local);

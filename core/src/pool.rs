@@ -83,6 +83,15 @@ impl BackendPool {
         None
     }
 
+    /// Closes the connections idle too long (down to `min_idle`) and those
+    /// the server closed meanwhile (its `wait_timeout`, a restart), so that
+    /// a pool without traffic does not hold dead or unwanted sockets.
+    pub fn sweep(&self, spec: &PoolSpec) {
+        let mut idle = self.lock();
+        trim(&mut idle, spec);
+        idle.retain(|conn| !conn.stream.is_stale());
+    }
+
     /// Closes every idle connection (e.g. the backend went down).
     pub fn clear(&self) {
         self.lock().clear();
@@ -177,5 +186,26 @@ mod tests {
         let expire = spec(3, 1, 1);
         assert!(pool.take(&expire).is_some());
         assert!(pool.is_empty(), "two expired, the kept one was taken");
+    }
+
+    #[test]
+    fn a_sweep_closes_expired_and_server_closed_connections() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let pool = BackendPool::default();
+        let keep = spec(4, 0, 60_000);
+        let mut servers = Vec::new();
+        for _ in 0..3 {
+            let (conn, server) = pair(&listener);
+            servers.push(server);
+            assert!(pool.park(conn, &keep));
+        }
+        // The newest one's server goes away: swept although not expired.
+        drop(servers.pop());
+        std::thread::sleep(Duration::from_millis(50));
+        pool.sweep(&keep);
+        assert_eq!(pool.len(), 2);
+        // Expiry keeps min_idle.
+        pool.sweep(&spec(4, 1, 1));
+        assert_eq!(pool.len(), 1);
     }
 }

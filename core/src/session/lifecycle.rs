@@ -77,12 +77,18 @@ pub(super) struct Server {
     /// may the connection go to the pool (and be handed to someone else
     /// as that login).
     pub logged_in: bool,
+    /// Set once this session sends its client's login to a pooled
+    /// connection (COM_CHANGE_USER, COM_RESET_CONNECTION): until then the
+    /// connection is as the pool gave it and may go back to it unused.
+    pub pooled_login_sent: bool,
 }
 
-/// Who a connection is logged in as, the auth response that did it, and the
-/// capabilities negotiated then (which the server keeps using).
+/// Who a connection is logged in as, the handshake frame and auth response
+/// that did it, and the capabilities negotiated then (which the server keeps
+/// using).
 #[derive(Clone)]
 pub(super) struct Login {
+    pub greeting: Bytes,
     pub username: Bytes,
     pub auth_response: Bytes,
     pub capabilities: CapabilityFlags,
@@ -292,6 +298,7 @@ impl Session {
                         pooled: None,
                         auth_seq_shift: 0,
                         logged_in: false,
+                        pooled_login_sent: false,
                     });
                 }
                 Ok(Err(reason)) => reason,
@@ -333,17 +340,19 @@ impl Session {
                 payload: pooled
                     .greeting
                     .slice(HEADER_LEN.min(pooled.greeting.len())..),
-                raw: pooled.greeting,
+                raw: pooled.greeting.clone(),
                 seq,
                 last_seq: seq,
             }),
             pooled: Some(Login {
+                greeting: pooled.greeting,
                 username: pooled.username,
                 auth_response: pooled.auth_response,
                 capabilities: pooled.capabilities,
             }),
             auth_seq_shift: 0,
             logged_in: false,
+            pooled_login_sent: false,
         })
     }
 
@@ -507,6 +516,7 @@ impl Session {
                 .read_auth(&mut self.state, packet.payload.as_ref().into()),
         );
         self.login = Some(Login {
+            greeting: self.greeting_frame.clone(),
             // Copies: slices would keep the whole read buffer they were cut
             // from alive for the life of the session.
             username: Bytes::copy_from_slice(&auth.username),
@@ -580,7 +590,7 @@ impl Session {
     /// The client logs in on a pooled connection: COM_CHANGE_USER with its
     /// credentials (the server checks them and resets the session), or,
     /// with `--proxy-pool-no-change-user`, a local check against the
-    /// connection's own login followed by COM_RESET_CONNECTION.
+    /// connection's own login (the session was reset when it was pooled).
     async fn pooled_login(&mut self, auth: &HandshakeResponse41, auth_seq: u8) -> Phase {
         let Some(server) = self.server.as_mut() else {
             return Phase::Disconnect(Some(SessionError::NoServerConnection));
@@ -594,20 +604,13 @@ impl Session {
                     let error = SqlError::new(1045, "28000", "(proxy-pool) login failed");
                     return self.refuse(error).await;
                 }
-                let mut commands = vec![vec![Command::ResetConnection as u8]];
+                // The connection was reset when it was pooled; the client's
+                // database is all that remains to set.
                 if let Some(db) = auth.database.as_ref().filter(|db| !db.is_empty()) {
+                    server.pooled_login_sent = true;
                     let mut init_db = vec![Command::InitDb as u8];
                     init_db.extend_from_slice(db);
-                    commands.push(init_db);
-                }
-                for command in commands {
-                    let mut frame = BytesMut::new();
-                    codec::encode_packet(0, &command, &mut frame);
-                    let reply = match server.conn.write_all(&frame).await {
-                        Ok(()) => server.conn.read_packet().await,
-                        Err(error) => Err(error),
-                    };
-                    match reply {
+                    match server_command(&mut server.conn, &init_db).await {
                         Ok(reply) if reply.first_byte() == Some(0x00) => {}
                         Ok(reply) => {
                             // E.g. the database does not exist: tell the client.
@@ -630,6 +633,7 @@ impl Session {
                 let change_user = change_user_payload(auth, pooled.capabilities);
                 let mut frame = BytesMut::new();
                 codec::encode_packet(0, &change_user, &mut frame);
+                server.pooled_login_sent = true;
                 if let Err(error) = server.conn.write_all(&frame).await {
                     return Phase::Disconnect(Some(server.error(error)));
                 }
@@ -928,43 +932,86 @@ impl Session {
             slog::debug!(self.logger, "session closed");
         }
         self.hooks.disconnect_client(&self.state);
-        let parkable = matches!(reason, None | Some(SessionError::ClientClosed));
+        // After a server failure the connection is lost; after anything else
+        // `park` judges from the session's state whether it is reusable.
+        let parkable = reason
+            .as_ref()
+            .is_none_or(|error| error.fault() != crate::error::Fault::Backend);
         if let Some(server) = self.server.take() {
             if parkable {
-                self.park(server);
+                self.park(server).await;
             }
         }
         self.state.backend_ndx = RNone;
     }
 
     /// Puts the server connection into its backend's pool if the pool is on
-    /// and has room, the server accepted the client's login, the session
-    /// was between commands and not in a transaction (its locks would be
-    /// held until the next client's reset), the backend takes clients, and
-    /// the proxy is not shutting down; otherwise it is closed.
-    fn park(&mut self, server: Server) {
-        let spec = &self.context.pool;
-        let in_transaction = StatusFlags(self.state.server_status)
-            .intersects(StatusFlags::IN_TRANS | StatusFlags::IN_TRANS_READONLY);
-        if spec.max_idle == 0
-            || !server.logged_in
-            || !self.at_rest
-            || in_transaction
+    /// and has room, the backend takes clients, the proxy is not shutting
+    /// down, and either the server accepted the client's login and the
+    /// session was between commands and not in a transaction (closing
+    /// rolls it back at once), or the connection came
+    /// from the pool and the client left before its login was sent (a port
+    /// check, a login the proxy refused); otherwise it is closed.
+    ///
+    /// A client's connection is reset (COM_RESET_CONNECTION) before it is
+    /// pooled: what the client left behind that no status flag shows (LOCK
+    /// TABLES, GET_LOCK, a temporary table, user variables) must not be held
+    /// or seen while the connection waits for its next client.
+    async fn park(&mut self, mut server: Server) {
+        if self.context.pool.max_idle == 0
             || !server.lease.backend().is_usable()
             || self.context.sessions.is_shutting_down()
         {
             return;
         }
-        let Some(login) = self.login.take() else {
+        let login = if server.logged_in {
+            let in_transaction = StatusFlags(self.state.server_status)
+                .intersects(StatusFlags::IN_TRANS | StatusFlags::IN_TRANS_READONLY);
+            if !self.at_rest || in_transaction {
+                return;
+            }
+            self.login.take()
+        } else if server.pooled_login_sent {
+            None
+        } else {
+            server.pooled.clone()
+        };
+        let Some(login) = login else {
             return;
         };
+        if server.logged_in {
+            // A server slow to answer is not worth keeping: the wait is
+            // bounded by the connect timeout, not the (long) read timeout.
+            let reset = [Command::ResetConnection as u8];
+            let outcome = tokio::time::timeout(
+                self.context.connect_timeout,
+                server_command(&mut server.conn, &reset),
+            )
+            .await;
+            let failure = match outcome {
+                Ok(Ok(reply)) if reply.first_byte() == Some(0x00) => None,
+                Ok(Ok(reply)) => Some(format!("answer 0x{:02x}", reply.first_byte().unwrap_or(0))),
+                Ok(Err(error)) => Some(error.to_string()),
+                Err(_) => Some("no answer".to_string()),
+            };
+            if let Some(failure) = failure {
+                slog::debug!(
+                    self.logger,
+                    "server connection to {} not pooled: reset failed ({})",
+                    server.name(),
+                    failure
+                );
+                return;
+            }
+        }
+        let spec = &self.context.pool;
         let backend = Arc::clone(server.lease.backend());
         let Some(stream) = server.conn.park() else {
             return;
         };
         let pooled = PooledConn::new(
             stream,
-            self.greeting_frame.clone(),
+            login.greeting,
             login.username,
             login.auth_response,
             login.capabilities,
@@ -973,6 +1020,15 @@ impl Session {
             slog::debug!(self.logger, "server connection to {} pooled", backend.name);
         }
     }
+}
+
+/// Sends the proxy's own command to a server at rest and reads the first
+/// packet of its answer (all there is for the commands used here: OK or ERR).
+async fn server_command(conn: &mut Conn, payload: &[u8]) -> Result<RawPacket, ConnError> {
+    let mut frame = BytesMut::new();
+    codec::encode_packet(0, payload, &mut frame);
+    conn.write_all(&frame).await?;
+    conn.read_packet().await
 }
 
 /// The COM_CHANGE_USER that logs a client into a pooled connection with the
