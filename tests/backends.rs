@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpListener;
+use std::sync::Barrier;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -38,13 +39,26 @@ fn least_connections_spreads_concurrent_clients_evenly() {
     }
     let proxy = start(builder);
 
-    let mut held = Vec::new();
+    // Six clients connecting at the same moment: each must see the others'
+    // choices, not only the sessions already logged in.
+    let endpoint = proxy.endpoint();
+    let start_line = Barrier::new(6);
+    let held: Vec<(mysql::Conn, u16)> = thread::scope(|scope| {
+        let clients: Vec<_> = (0..6)
+            .map(|_| {
+                scope.spawn(|| {
+                    start_line.wait();
+                    let mut conn = endpoint.root_conn();
+                    let port: u16 = conn.query_first("SELECT @@port").unwrap().unwrap();
+                    (conn, port)
+                })
+            })
+            .collect();
+        clients.into_iter().map(|c| c.join().unwrap()).collect()
+    });
     let mut per_port: HashMap<u16, usize> = HashMap::new();
-    for _ in 0..6 {
-        let mut conn = proxy.endpoint().root_conn();
-        let port: u16 = conn.query_first("SELECT @@port").unwrap().unwrap();
-        *per_port.entry(port).or_default() += 1;
-        held.push(conn);
+    for (_, port) in &held {
+        *per_port.entry(*port).or_default() += 1;
     }
     for server in &servers {
         assert_eq!(per_port.get(&server.port()), Some(&2), "{per_port:?}");
@@ -61,16 +75,13 @@ fn round_robin_takes_each_backend_in_turn() {
     }
     let proxy = start(builder);
 
-    // The harness's readiness probe was a client too, and its session may
-    // take its turn among the first few: look past them.
-    let ports: Vec<u16> = (0..9).map(|_| port_of_new_client(&proxy)).collect();
-    let settled = &ports[3..];
-    let mut first_round = settled[..3].to_vec();
+    let ports: Vec<u16> = (0..6).map(|_| port_of_new_client(&proxy)).collect();
+    let mut first_round = ports[..3].to_vec();
     first_round.sort_unstable();
     let mut all: Vec<u16> = servers.iter().map(MariaDb::port).collect();
     all.sort_unstable();
     assert_eq!(first_round, all, "{ports:?}");
-    assert_eq!(settled[..3], settled[3..], "{ports:?}");
+    assert_eq!(ports[..3], ports[3..], "{ports:?}");
 }
 
 #[test]
@@ -146,6 +157,15 @@ fn kill_9_under_sysbench_fails_over_and_the_backend_comes_back() {
     // it starts.
     let began = Instant::now();
     while proxy.backend_row(1)["connected_clients"] == "1" {
+        if sysbench.is_finished() {
+            let out = sysbench.join().unwrap();
+            panic!(
+                "sysbench ended before any of its clients reached the victim: {}\n{}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         assert!(
             began.elapsed() < Duration::from_secs(30),
             "sysbench never connected"

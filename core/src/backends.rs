@@ -299,10 +299,13 @@ impl BackendRegistry {
 
     /// Picks a read-write backend for a new client under `policy`, among
     /// those neither down nor offline and not in `exclude` (backends that
-    /// already failed for this client). Without health checks, backends down
-    /// for a while are first given another chance (state unknown), as in
-    /// MySQL Proxy.
-    pub fn select(&self, policy: BalancePolicy, exclude: &[u32]) -> Option<Arc<Backend>> {
+    /// already failed for this client), and claims it: the lease counts in
+    /// its `connected_clients` from this moment, so clients connecting at
+    /// the same time see each other's choices and spread instead of all
+    /// taking the backend that was least loaded before them. Without health
+    /// checks, backends down for a while are first given another chance
+    /// (state unknown), as in MySQL Proxy.
+    pub fn claim(&self, policy: BalancePolicy, exclude: &[u32]) -> Option<BackendLease> {
         let backends = self.backends.read().unwrap_or_else(PoisonError::into_inner);
         if !self.health_checked.load(Ordering::Relaxed) {
             for backend in backends.iter() {
@@ -318,10 +321,7 @@ impl BackendRegistry {
             .filter(|b| !exclude.contains(&b.ndx))
             .collect();
         let chosen = match policy {
-            BalancePolicy::LeastConnections => eligible
-                .iter()
-                .min_by_key(|b| (b.connected_clients(), b.ndx))
-                .copied(),
+            BalancePolicy::LeastConnections => return Self::claim_least_connected(&eligible),
             BalancePolicy::FirstAvailable => eligible.first().copied(),
             BalancePolicy::RoundRobin => {
                 let start = self.round_robin.fetch_add(1, Ordering::Relaxed);
@@ -329,7 +329,28 @@ impl BackendRegistry {
             }
             BalancePolicy::Weighted => self.smooth_weighted(&eligible),
         };
-        chosen.cloned()
+        chosen.map(|backend| BackendLease::new(Arc::clone(backend)))
+    }
+
+    /// Fewest connected clients, lowest index on ties (MySQL Proxy's rule).
+    /// The count is raised only if it is still the one compared, so of two
+    /// clients choosing at once the second sees the first's claim.
+    fn claim_least_connected(eligible: &[&Arc<Backend>]) -> Option<BackendLease> {
+        loop {
+            let (backend, clients) = eligible
+                .iter()
+                .map(|b| (*b, b.connected_clients()))
+                .min_by_key(|(b, clients)| (*clients, b.ndx))?;
+            if backend
+                .connected_clients
+                .compare_exchange(clients, clients + 1, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Some(BackendLease {
+                    backend: Arc::clone(backend),
+                });
+            }
+        }
     }
 
     /// Smooth weighted round-robin: every eligible backend gains its weight,
@@ -372,7 +393,11 @@ mod tests {
 
     fn picks(registry: &BackendRegistry, policy: BalancePolicy, n: usize) -> Vec<u32> {
         (0..n)
-            .map(|_| registry.select(policy, &[]).map_or(99, |b| b.ndx))
+            .map(|_| {
+                registry
+                    .claim(policy, &[])
+                    .map_or(99, |lease| lease.backend().ndx)
+            })
             .collect()
     }
 
@@ -385,26 +410,57 @@ mod tests {
         ]);
         assert!(registry.add("127.0.0.1:2", BackendType::ReadOnly).is_err());
         let policy = BalancePolicy::LeastConnections;
+        let ndx = |lease: Option<BackendLease>| lease.map(|l| l.backend().ndx);
 
-        assert_eq!(registry.select(policy, &[]).map(|b| b.ndx), Some(0));
-        let lease = registry.get(0).map(BackendLease::new);
-        assert_eq!(registry.select(policy, &[]).map(|b| b.ndx), Some(1));
-        drop(lease);
-        assert_eq!(registry.select(policy, &[]).map(|b| b.ndx), Some(0));
-        assert_eq!(registry.select(policy, &[0]).map(|b| b.ndx), Some(1));
+        let first = registry.claim(policy, &[]);
+        assert_eq!(first.as_ref().map(|l| l.backend().ndx), Some(0));
+        assert_eq!(ndx(registry.claim(policy, &[])), Some(1), "0 is claimed");
+        drop(first);
+        assert_eq!(ndx(registry.claim(policy, &[])), Some(0), "released");
+        assert_eq!(ndx(registry.claim(policy, &[0])), Some(1));
         assert!(
-            registry.select(policy, &[0, 1]).is_none(),
+            registry.claim(policy, &[0, 1]).is_none(),
             "read-only is never chosen"
         );
 
         registry
             .get(0)
             .map(|b| b.set_state(BackendState::Down, "test"));
-        assert_eq!(registry.select(policy, &[]).map(|b| b.ndx), Some(1));
+        assert_eq!(ndx(registry.claim(policy, &[])), Some(1));
         registry
             .get(1)
             .map(|b| b.set_state(BackendState::Offline, "test"));
-        assert!(registry.select(policy, &[]).is_none());
+        assert!(registry.claim(policy, &[]).is_none());
+        assert_eq!(registry.get(0).map(|b| b.connected_clients()), Some(0));
+        assert_eq!(registry.get(1).map(|b| b.connected_clients()), Some(0));
+    }
+
+    #[test]
+    fn clients_claiming_at_once_spread_evenly() {
+        let registry = registry(&[
+            ("127.0.0.1:1", BackendType::ReadWrite),
+            ("127.0.0.1:2", BackendType::ReadWrite),
+            ("127.0.0.1:3", BackendType::ReadWrite),
+        ]);
+        let leases: Vec<BackendLease> = std::thread::scope(|scope| {
+            let claimers: Vec<_> = (0..4)
+                .map(|_| {
+                    scope.spawn(|| {
+                        (0..300)
+                            .filter_map(|_| registry.claim(BalancePolicy::LeastConnections, &[]))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            claimers
+                .into_iter()
+                .flat_map(|claimer| claimer.join().unwrap())
+                .collect()
+        });
+        assert_eq!(leases.len(), 1200);
+        for backend in registry.all() {
+            assert_eq!(backend.connected_clients(), 400, "{}", backend.name);
+        }
     }
 
     #[test]

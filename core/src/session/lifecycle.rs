@@ -22,7 +22,7 @@ use super::relay::{self, Sink};
 use super::reply;
 use super::stream::Stream;
 use super::ListenerContext;
-use crate::backends::{Backend, BackendCounters, BackendLease};
+use crate::backends::{BackendCounters, BackendLease};
 use crate::error::SessionError;
 use crate::pool::PooledConn;
 
@@ -253,14 +253,17 @@ impl Session {
                 .take()
                 .and_then(|ndx| registry.get(ndx))
                 .filter(|b| b.is_usable() && !self.failed_backends.contains(&b.ndx))
-                .or_else(|| registry.select(self.context.balance, &self.failed_backends));
-            let Some(backend) = candidate else {
+                .map(BackendLease::new)
+                .or_else(|| registry.claim(self.context.balance, &self.failed_backends));
+            let Some(lease) = candidate else {
                 slog::error!(self.logger, "Cannot connect, all backends are down.");
                 return Err(SessionError::NoBackend);
             };
-            if let Some(server) = self.take_pooled(&backend) {
-                return Ok(server);
-            }
+            let lease = match self.take_pooled(lease) {
+                Ok(server) => return Ok(server),
+                Err(lease) => lease,
+            };
+            let backend = lease.backend();
             let timeout = self.context.connect_timeout;
             let attempt = tokio::time::timeout(timeout, async {
                 let stream = Stream::connect(&backend.addr)
@@ -293,7 +296,7 @@ impl Session {
                     backend.mark_up("client connected");
                     return Ok(Server {
                         conn,
-                        lease: BackendLease::new(backend),
+                        lease,
                         greeting: Some(greeting),
                         pooled: None,
                         auth_seq_shift: 0,
@@ -313,16 +316,22 @@ impl Session {
         }
     }
 
-    /// A connection from the backend's pool, if the pool is on and has a
-    /// live one.
-    fn take_pooled(&self, backend: &Arc<Backend>) -> Option<Server> {
+    /// A connection from the leased backend's pool, if the pool is on and
+    /// has a live one; else the lease back.
+    fn take_pooled(&self, lease: BackendLease) -> Result<Server, BackendLease> {
         let spec = &self.context.pool;
         if spec.max_idle == 0 {
-            return None;
+            return Err(lease);
         }
-        let pooled = backend.pool.take(spec)?;
+        let backend = lease.backend();
+        let Some(pooled) = backend.pool.take(spec) else {
+            return Err(lease);
+        };
+        let Ok(stream) = pooled.stream.resume() else {
+            return Err(lease);
+        };
         let conn = Conn::new(
-            pooled.stream.resume().ok()?,
+            stream,
             self.context.read_timeout,
             self.context.write_timeout,
             self.context.max_packet_size,
@@ -333,9 +342,9 @@ impl Session {
             "reusing a pooled connection to {}",
             backend.name
         );
-        Some(Server {
+        Ok(Server {
             conn,
-            lease: BackendLease::new(Arc::clone(backend)),
+            lease,
             greeting: Some(RawPacket {
                 payload: pooled
                     .greeting
