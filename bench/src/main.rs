@@ -369,7 +369,7 @@ fn main() -> ExitCode {
         }
     }
     if opts.runs("connect") {
-        match section_connect(&db, &opts, &log) {
+        match section_connect(&db, &opts, &results_dir, &log) {
             Ok(c) => results.churn = Some(c),
             Err(e) => results.errors.push(("connect".into(), e)),
         }
@@ -565,13 +565,7 @@ fn section_events(
         proxy_pid: Some(et1_unix.pid()),
     });
     // The reference relay, when installed.
-    let haproxy = match haproxy::Haproxy::start(db.port(), dir) {
-        Ok(haproxy) => Some(haproxy),
-        Err(e) => {
-            log.say(&format!("no HAProxy reference: {e}"));
-            None
-        }
-    };
+    let haproxy = reference_relay(db, dir, log);
     if let Some(haproxy) = &haproxy {
         endpoints.push(Endpoint {
             label: "haproxy".into(),
@@ -579,21 +573,33 @@ fn section_events(
             proxy_pid: Some(haproxy.pid()),
         });
     }
-    let mut all = Vec::new();
-    for &threads in EVENT_THREADS_LOADS {
-        let c = oltp::compare(
-            &endpoints,
-            db.pid(),
-            "oltp_point_select",
-            threads,
-            opts.seconds,
-            opts.rounds,
-            dir,
-            &mut |m| log.say(m),
-        )?;
-        all.push(c);
-    }
-    Ok(all)
+    point_select_loads(&endpoints, db, opts, dir, log)
+}
+
+/// oltp_point_select against `endpoints`, alternating, at each of
+/// [`EVENT_THREADS_LOADS`] client threads.
+fn point_select_loads(
+    endpoints: &[Endpoint],
+    db: &MariaDb,
+    opts: &Options,
+    dir: &Path,
+    log: &Log,
+) -> Result<Vec<Comparison>, String> {
+    EVENT_THREADS_LOADS
+        .iter()
+        .map(|&threads| {
+            oltp::compare(
+                endpoints,
+                db.pid(),
+                "oltp_point_select",
+                threads,
+                opts.seconds,
+                opts.rounds,
+                dir,
+                &mut |m| log.say(m),
+            )
+        })
+        .collect()
 }
 
 /// This build against another one (e.g. the previous commit's), both with one
@@ -627,24 +633,23 @@ fn section_baseline(
             proxy_pid: Some(new.pid()),
         },
     ];
-    let mut all = Vec::new();
-    for &threads in EVENT_THREADS_LOADS {
-        let c = oltp::compare(
-            &endpoints,
-            db.pid(),
-            "oltp_point_select",
-            threads,
-            opts.seconds,
-            opts.rounds,
-            dir,
-            &mut |m| log.say(m),
-        )?;
-        all.push(c);
-    }
-    Ok(all)
+    point_select_loads(&endpoints, db, opts, dir, log)
 }
 
-fn section_connect(db: &MariaDb, opts: &Options, log: &Log) -> Result<ChurnResult, String> {
+/// HAProxy relaying to `db`, when installed (the relay-only reference);
+/// why not is logged.
+fn reference_relay(db: &MariaDb, dir: &Path, log: &Log) -> Option<haproxy::Haproxy> {
+    haproxy::Haproxy::start(db.port(), dir)
+        .map_err(|e| log.say(&format!("no HAProxy reference: {e}")))
+        .ok()
+}
+
+fn section_connect(
+    db: &MariaDb,
+    opts: &Options,
+    dir: &Path,
+    log: &Log,
+) -> Result<ChurnResult, String> {
     let proxy = start_proxy(db, &[]);
     let pooled = start_proxy(db, &["--proxy-pool-max-idle=64"]);
     let mut result = ChurnResult {
@@ -667,11 +672,22 @@ fn section_connect(db: &MariaDb, opts: &Options, log: &Log) -> Result<ChurnResul
             },
         ],
     };
-    let endpoints = [
+    let mut endpoints = vec![
         (db.port(), None),
         (proxy.proxy_port(), Some(proxy.pid())),
         (pooled.proxy_port(), Some(pooled.pid())),
     ];
+    // The reference relay, when installed: what the TCP set-up and tear-down
+    // of a second connection cost without any protocol work.
+    let haproxy = reference_relay(db, dir, log);
+    if let Some(haproxy) = &haproxy {
+        endpoints.push((haproxy.port, Some(haproxy.pid())));
+        result.sides.push(ChurnSide {
+            label: "haproxy",
+            runs: Vec::new(),
+            proxy_cpu: Some(Cpu::default()),
+        });
+    }
     for round in 0..opts.rounds {
         let mut order: Vec<usize> = (0..endpoints.len()).collect();
         if round % 2 == 1 {
@@ -1318,7 +1334,7 @@ fn detail_tables(r: &Results) -> Vec<(String, Table)> {
         for side in &c.sides {
             let cycles = side.cycles().max(1) as f64;
             t.row(vec![
-                side.label.to_string(),
+                endpoint_name(side.label).to_string(),
                 c.threads.to_string(),
                 num(side.rate(), 0),
                 c.ratio(side.label).map(ratio).unwrap_or_default(),
