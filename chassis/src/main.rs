@@ -2,6 +2,7 @@
 //! logging and the process, loads the plugin libraries, and runs the engine
 //! until SIGINT/SIGTERM. See COMPAT.md section 1 for the behaviour it matches.
 
+mod allocator;
 mod app;
 mod cli;
 mod config;
@@ -23,7 +24,7 @@ use crate::process::Readiness;
 /// buffers of a few KiB (read buffers, the command's future), which glibc
 /// serves outside its per-thread cache through its slower general path.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: allocator::MiMalloc = allocator::MiMalloc;
 
 fn main() -> ExitCode {
     // Until the options are known, log to stderr from `message` level up, so
