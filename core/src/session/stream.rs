@@ -8,7 +8,7 @@ use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
 use crate::address::{socket_addr_text, Address};
@@ -52,11 +52,27 @@ impl Stream {
     }
 
     /// Reads what the kernel has now; `WouldBlock` if nothing.
+    ///
+    /// A read that leaves room in the buffer took all the kernel had, so the
+    /// socket is marked not readable: the next read then waits for the
+    /// event loop's word instead of asking the kernel first and hearing
+    /// `EAGAIN` (a system call per relayed query, the server's socket being
+    /// read again as soon as the query is sent). Bytes that arrive after
+    /// this read raise a new edge-triggered event, so none are missed.
     pub fn try_read_buf(&self, buf: &mut bytes::BytesMut) -> io::Result<usize> {
-        match self {
+        let room = buf.capacity() - buf.len();
+        let read = match self {
             Stream::Tcp(stream) => stream.try_read_buf(buf),
             Stream::Unix(stream) => stream.try_read_buf(buf),
+        };
+        if matches!(read, Ok(n) if n > 0 && n < room) {
+            let drained = || Err::<(), _>(io::ErrorKind::WouldBlock.into());
+            let _ = match self {
+                Stream::Tcp(stream) => stream.try_io(Interest::READABLE, drained),
+                Stream::Unix(stream) => stream.try_io(Interest::READABLE, drained),
+            };
         }
+        read
     }
 
     /// Writes what the kernel takes now; `WouldBlock` if nothing.
