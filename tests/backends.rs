@@ -8,14 +8,14 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::net::{IpAddr, TcpListener, UdpSocket};
 use std::sync::Barrier;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use mysql::prelude::Queryable;
 use mysql_proxy_tests::process::run_with_timeout;
-use mysql_proxy_tests::{mariadb_cli, MariaDb, Proxy, ProxyBuilder, Sysbench};
+use mysql_proxy_tests::{mariadb_cli, Endpoint, MariaDb, Proxy, ProxyBuilder, Sysbench};
 
 fn start(builder: ProxyBuilder) -> Proxy {
     builder
@@ -321,6 +321,52 @@ fn health_checks_mark_a_silent_backend_down_without_any_client() {
     proxy.wait_for_backend(1, "state", "down", Duration::from_secs(5));
     proxy.wait_for_backend(2, "state", "up", Duration::from_secs(5));
     assert!(proxy.backend_row(1)["state_reason"].contains("health check failed"));
+}
+
+/// This machine's address on its network, if it has one: the address a
+/// packet to another host would leave from (a UDP connect sends nothing).
+fn network_address() -> Option<IpAddr> {
+    let socket = UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("10.255.255.1:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+#[test]
+fn health_checks_without_credentials_do_not_get_the_proxy_host_blocked() {
+    // MariaDB keeps no connection-error count for loopback clients.
+    let Some(ip) = network_address() else {
+        eprintln!("skipped: this machine has no address but loopback");
+        return;
+    };
+    // Name resolution on, as by default, so the server counts connection
+    // errors per client host, and blocks a host after two of them.
+    let server = MariaDb::builder()
+        .arg(format!("--bind-address=127.0.0.1,{ip}"))
+        .arg("--skip-name-resolve=0")
+        .arg("--max-connect-errors=2")
+        .start();
+    let backend = Endpoint::new(ip.to_string(), server.port());
+    let proxy = start(
+        Proxy::builder()
+            .backend(format!("{}:{}", backend.host, backend.port))
+            .arg("--health-check-interval=0.2"),
+    );
+    proxy.wait_for_backend(1, "state", "up", Duration::from_secs(5));
+    // Several times max_connect_errors checks.
+    thread::sleep(Duration::from_secs(2));
+
+    for endpoint in [&backend, &proxy.endpoint()] {
+        let login = mysql::Conn::new(endpoint.user_opts());
+        assert!(login.is_ok(), "login at {endpoint}: {:?}", login.err());
+    }
+    assert_eq!(proxy.backend_row(1)["state"], "up");
+    assert!(
+        server
+            .error_log()
+            .contains("Access denied for user 'mysql-proxy-ping'"),
+        "the checks log in, as a user the server's log names"
+    );
 }
 
 #[test]

@@ -3,10 +3,15 @@
 //! recovered one comes back by itself.
 //!
 //! With credentials (`--health-check-user`/`--health-check-password`) a
-//! check logs in with mysql_native_password and pings; without them, a TCP
-//! connect plus a well-formed server handshake counts as alive. A server
-//! that answers but refuses the health-check login is alive (its error is
-//! logged): a typo in the credentials must not take every backend down.
+//! check logs in with mysql_native_password and pings; without them, a
+//! well-formed server handshake counts as alive, and the check still logs in
+//! (as [`CHECK_USER_WITHOUT_CREDENTIALS`], which is refused): a connection
+//! closed right after the handshake counts as a connection error against
+//! the proxy's host, and a server with name resolution on (MariaDB's and
+//! MySQL's default) blocks the host after `max_connect_errors` of them, all
+//! clients of the proxy with it. A server that answers but refuses the
+//! health-check login is alive (with credentials, its error is logged): a
+//! typo in the credentials must not take every backend down.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,6 +31,12 @@ use crate::session::{Conn, ConnError, Stream};
 
 /// The auth plugin a health check can log in with.
 const NATIVE_PASSWORD: &[u8] = b"mysql_native_password";
+
+/// The account a check without credentials logs in as, with no password:
+/// one no server has, so the login ends in "access denied" (which blocks
+/// neither the host nor an account) and the server's log names the proxy.
+/// Sixteen characters, the longest user name older MySQL servers accept.
+const CHECK_USER_WITHOUT_CREDENTIALS: &str = "mysql-proxy-ping";
 
 /// How backends are checked.
 #[derive(Debug, Clone, PartialEq)]
@@ -167,17 +178,16 @@ async fn check(backend: &Backend, config: &HealthConfig) -> Result<(), Failure> 
     }
     let greeting = HandshakeV10::decode(&packet.payload)
         .map_err(|e| Failure::Down(format!("bad handshake: {e}")))?;
-    let Some(user) = &config.user else {
-        return Ok(());
+    let (user, password) = match &config.user {
+        Some(user) => (user.as_str(), config.password.as_str()),
+        None => (CHECK_USER_WITHOUT_CREDENTIALS, ""),
     };
-    login(
-        &mut conn,
-        &greeting,
-        user,
-        &config.password,
-        packet.last_seq,
-    )
-    .await?;
+    match login(&mut conn, &greeting, user, password, packet.last_seq).await {
+        Ok(()) => {}
+        // The refusal it was logging in for.
+        Err(Failure::Refused(_)) if config.user.is_none() => return Ok(()),
+        Err(failure) => return Err(failure),
+    }
     let mut ping = BytesMut::new();
     codec::encode_packet(0, &[Command::Ping as u8], &mut ping);
     conn.write_all(&ping).await?;
@@ -225,29 +235,36 @@ async fn login(
     codec::encode_packet(greeting_seq.wrapping_add(1), &payload, &mut out);
     conn.write_all(&out).await?;
     let mut reply = conn.read_packet().await?;
+    let mut foreign_plugin = None;
     if reply.first_byte() == Some(0xfe) {
-        // Auth switch: `0xfe plugin\0 data`.
+        // Auth switch: `0xfe plugin\0 data`. To a plugin the check cannot
+        // speak it answers as with an empty password, which ends the login
+        // cleanly (in OK or "access denied") instead of breaking it off.
         let body = reply.payload.get(1..).unwrap_or_default();
         let (plugin, data) = body.split_at(body.iter().position(|&b| b == 0).unwrap_or(body.len()));
-        if plugin != NATIVE_PASSWORD {
-            return Err(Failure::Refused(format!(
-                "the server wants auth plugin {}",
-                String::from_utf8_lossy(plugin)
-            )));
-        }
-        let data = data.get(1..).unwrap_or_default();
+        let response = if plugin == NATIVE_PASSWORD {
+            scramble(password, data.get(1..).unwrap_or_default())
+        } else {
+            foreign_plugin = Some(String::from_utf8_lossy(plugin).into_owned());
+            Bytes::new()
+        };
         let mut out = BytesMut::new();
-        codec::encode_packet(
-            reply.last_seq.wrapping_add(1),
-            &scramble(password, data),
-            &mut out,
-        );
+        codec::encode_packet(reply.last_seq.wrapping_add(1), &response, &mut out);
         conn.write_all(&out).await?;
         reply = conn.read_packet().await?;
     }
-    match reply.first_byte() {
-        Some(0x00) => Ok(()),
-        Some(0xff) => Err(Failure::Refused(error_text(&reply.payload))),
+    match (reply.first_byte(), foreign_plugin) {
+        (Some(0x00), _) => Ok(()),
+        (Some(0xff), None) => Err(Failure::Refused(error_text(&reply.payload))),
+        (Some(0xff), Some(plugin)) => Err(Failure::Refused(format!(
+            "the server wants auth plugin {plugin} ({})",
+            error_text(&reply.payload)
+        ))),
+        // More auth data (e.g. caching_sha2_password asking for the
+        // password over TLS): the server is taking logins.
+        (Some(0x01), _) => Err(Failure::Refused(
+            "the server asks for more than mysql_native_password".to_string(),
+        )),
         _ => Err(Failure::Down("unexpected reply to the login".to_string())),
     }
 }
