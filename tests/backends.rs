@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{IpAddr, TcpListener, UdpSocket};
+use std::net::{IpAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::Barrier;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -332,34 +332,46 @@ fn network_address() -> Option<IpAddr> {
     (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
 }
 
-#[test]
-fn health_checks_without_credentials_do_not_get_the_proxy_host_blocked() {
-    // MariaDB keeps no connection-error count for loopback clients.
+/// A server reachable at this machine's network address (where it has
+/// one) that blocks a client host after two connection errors: name
+/// resolution on, as by default, so it counts errors per host (it keeps no
+/// count for loopback clients).
+fn server_blocking_hosts_after_two_errors() -> Option<(MariaDb, Endpoint)> {
     let Some(ip) = network_address() else {
         eprintln!("skipped: this machine has no address but loopback");
-        return;
+        return None;
     };
-    // Name resolution on, as by default, so the server counts connection
-    // errors per client host, and blocks a host after two of them.
     let server = MariaDb::builder()
         .arg(format!("--bind-address=127.0.0.1,{ip}"))
         .arg("--skip-name-resolve=0")
         .arg("--max-connect-errors=2")
         .start();
-    let backend = Endpoint::new(ip.to_string(), server.port());
+    let endpoint = Endpoint::new(ip.to_string(), server.port());
+    Some((server, endpoint))
+}
+
+/// Whether `endpoint` still lets this host log in.
+fn assert_login_works(endpoint: &Endpoint) {
+    let login = mysql::Conn::new(endpoint.user_opts());
+    assert!(login.is_ok(), "login at {endpoint}: {:?}", login.err());
+}
+
+#[test]
+fn health_checks_without_credentials_do_not_get_the_proxy_host_blocked() {
+    let Some((server, backend)) = server_blocking_hosts_after_two_errors() else {
+        return;
+    };
     let proxy = start(
         Proxy::builder()
-            .backend(format!("{}:{}", backend.host, backend.port))
+            .backend(backend.to_string())
             .arg("--health-check-interval=0.2"),
     );
     proxy.wait_for_backend(1, "state", "up", Duration::from_secs(5));
     // Several times max_connect_errors checks.
     thread::sleep(Duration::from_secs(2));
 
-    for endpoint in [&backend, &proxy.endpoint()] {
-        let login = mysql::Conn::new(endpoint.user_opts());
-        assert!(login.is_ok(), "login at {endpoint}: {:?}", login.err());
-    }
+    assert_login_works(&backend);
+    assert_login_works(&proxy.endpoint());
     assert_eq!(proxy.backend_row(1)["state"], "up");
     assert!(
         server
@@ -367,6 +379,42 @@ fn health_checks_without_credentials_do_not_get_the_proxy_host_blocked() {
             .contains("Access denied for user 'mysql-proxy-ping'"),
         "the checks log in, as a user the server's log names"
     );
+}
+
+#[test]
+fn clients_that_leave_before_logging_in_do_not_get_the_proxy_host_blocked() {
+    let Some((_server, backend)) = server_blocking_hosts_after_two_errors() else {
+        return;
+    };
+    let proxy = start(
+        Proxy::builder()
+            .backend(backend.to_string())
+            .arg("--health-check-interval=0"),
+    );
+    // Port checks (connect, read the greeting, close) and a client that
+    // speaks another protocol: each gets a server connection that greeted.
+    let address = format!("127.0.0.1:{}", proxy.proxy_port());
+    for probe in 0..5 {
+        let mut client = TcpStream::connect(&address).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut greeting = [0u8; 4];
+        client.read_exact(&mut greeting).unwrap();
+        if probe == 4 {
+            client.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+            let _ = client.read(&mut [0u8; 512]);
+        }
+    }
+    // The server connections end as the clients leave.
+    let began = Instant::now();
+    while proxy.backend_row(1)["connected_clients"] != "0" {
+        assert!(began.elapsed() < Duration::from_secs(5), "sessions linger");
+        thread::sleep(Duration::from_millis(20));
+    }
+
+    assert_login_works(&backend);
+    assert_login_works(&proxy.endpoint());
 }
 
 #[test]

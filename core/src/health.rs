@@ -9,9 +9,12 @@
 //! closed right after the handshake counts as a connection error against
 //! the proxy's host, and a server with name resolution on (MariaDB's and
 //! MySQL's default) blocks the host after `max_connect_errors` of them, all
-//! clients of the proxy with it. A server that answers but refuses the
-//! health-check login is alive (with credentials, its error is logged): a
-//! typo in the credentials must not take every backend down.
+//! clients of the proxy with it. Sessions whose client leaves before logging
+//! in end their server connection the same way ([`decline_login`]).
+//!
+//! A server that answers but refuses the health-check login is alive (with
+//! credentials, its error is logged): a typo in the credentials must not
+//! take every backend down.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -182,7 +185,8 @@ async fn check(backend: &Backend, config: &HealthConfig) -> Result<(), Failure> 
         Some(user) => (user.as_str(), config.password.as_str()),
         None => (CHECK_USER_WITHOUT_CREDENTIALS, ""),
     };
-    match login(&mut conn, &greeting, user, password, packet.last_seq).await {
+    let challenge = &greeting.auth_plugin_data;
+    match login(&mut conn, challenge, user, password, packet.last_seq).await {
         Ok(()) => {}
         // The refusal it was logging in for.
         Err(Failure::Refused(_)) if config.user.is_none() => return Ok(()),
@@ -205,10 +209,21 @@ async fn check(backend: &Backend, config: &HealthConfig) -> Result<(), Failure> 
     Ok(())
 }
 
-/// Logs in with mysql_native_password, following one auth switch to it.
+/// Ends a connection whose server waits for a login that will not come
+/// (its client left, or was refused, before logging in) with a login as
+/// [`CHECK_USER_WITHOUT_CREDENTIALS`], refused, rather than a close the
+/// server would count as a connection error of the proxy's host (see the
+/// module's note); waits at most `within` for the refusal.
+pub(crate) async fn decline_login(conn: &mut Conn, within: Duration) {
+    let login = login(conn, &[], CHECK_USER_WITHOUT_CREDENTIALS, "", 0);
+    let _ = tokio::time::timeout(within, login).await;
+}
+
+/// Logs in with mysql_native_password, following one auth switch to it;
+/// `challenge` is the greeting's auth data.
 async fn login(
     conn: &mut Conn,
-    greeting: &HandshakeV10,
+    challenge: &[u8],
     user: &str,
     password: &str,
     greeting_seq: u8,
@@ -223,7 +238,7 @@ async fn login(
         character_set: CHARSET_UTF8MB4_GENERAL_CI,
         filler: [0; 23],
         username: Bytes::copy_from_slice(user.as_bytes()),
-        auth_response: scramble(password, &greeting.auth_plugin_data),
+        auth_response: scramble(password, challenge),
         database: None,
         auth_plugin_name: Some(Bytes::from_static(NATIVE_PASSWORD)),
         connect_attrs: None,

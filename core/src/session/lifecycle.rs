@@ -24,6 +24,7 @@ use super::stream::Stream;
 use super::ListenerContext;
 use crate::backends::{BackendCounters, BackendLease};
 use crate::error::SessionError;
+use crate::health;
 use crate::pool::PooledConn;
 
 /// Capabilities the proxy never lets client and server negotiate: TLS and
@@ -77,10 +78,11 @@ pub(super) struct Server {
     /// may the connection go to the pool (and be handed to someone else
     /// as that login).
     pub logged_in: bool,
-    /// Set once this session sends its client's login to a pooled
-    /// connection (COM_CHANGE_USER, COM_RESET_CONNECTION): until then the
-    /// connection is as the pool gave it and may go back to it unused.
-    pub pooled_login_sent: bool,
+    /// Set once this session sends its client's login to the server (the
+    /// auth response; on a pooled connection COM_CHANGE_USER or
+    /// COM_INIT_DB): until then a pooled connection is as the pool gave it
+    /// and may go back to it unused, and a new one still awaits a login.
+    pub login_sent: bool,
 }
 
 /// Who a connection is logged in as, the handshake frame and auth response
@@ -97,6 +99,12 @@ pub(super) struct Login {
 impl Server {
     pub fn name(&self) -> &str {
         &self.lease.backend().name
+    }
+
+    /// A new connection whose server greeted and waits for a login that
+    /// no client sent.
+    fn awaits_first_login(&self) -> bool {
+        self.pooled.is_none() && !self.login_sent
     }
 
     /// Attributes a connection failure to this backend.
@@ -301,7 +309,7 @@ impl Session {
                         pooled: None,
                         auth_seq_shift: 0,
                         logged_in: false,
-                        pooled_login_sent: false,
+                        login_sent: false,
                     });
                 }
                 Ok(Err(reason)) => reason,
@@ -361,7 +369,7 @@ impl Session {
             }),
             auth_seq_shift: 0,
             logged_in: false,
-            pooled_login_sent: false,
+            login_sent: false,
         })
     }
 
@@ -586,6 +594,7 @@ impl Session {
                 Err(error) => Phase::Disconnect(Some(error)),
             };
         };
+        server.login_sent = true;
         if let Err(error) = server.conn.write_all(&to_server).await {
             return Phase::Disconnect(Some(server.error(error)));
         }
@@ -616,7 +625,7 @@ impl Session {
                 // The connection was reset when it was pooled; the client's
                 // database is all that remains to set.
                 if let Some(db) = auth.database.as_ref().filter(|db| !db.is_empty()) {
-                    server.pooled_login_sent = true;
+                    server.login_sent = true;
                     let mut init_db = vec![Command::InitDb as u8];
                     init_db.extend_from_slice(db);
                     match server_command(&mut server.conn, &init_db).await {
@@ -642,7 +651,7 @@ impl Session {
                 let change_user = change_user_payload(auth, pooled.capabilities);
                 let mut frame = BytesMut::new();
                 codec::encode_packet(0, &change_user, &mut frame);
-                server.pooled_login_sent = true;
+                server.login_sent = true;
                 if let Err(error) = server.conn.write_all(&frame).await {
                     return Phase::Disconnect(Some(server.error(error)));
                 }
@@ -946,8 +955,10 @@ impl Session {
         let parkable = reason
             .as_ref()
             .is_none_or(|error| error.fault() != crate::error::Fault::Backend);
-        if let Some(server) = self.server.take() {
-            if parkable {
+        if let Some(mut server) = self.server.take() {
+            if parkable && server.awaits_first_login() {
+                health::decline_login(&mut server.conn, self.context.connect_timeout).await;
+            } else if parkable {
                 self.park(server).await;
             }
         }
@@ -980,7 +991,7 @@ impl Session {
                 return;
             }
             self.login.take()
-        } else if server.pooled_login_sent {
+        } else if server.login_sent {
             None
         } else {
             server.pooled.clone()
