@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use mysql_proxy_plugin_abi::{
     abi_stable::nonexhaustive_enum::{GetEnumInfo, NonExhaustive},
-    abi_stable::std_types::{RNone, RResult, RSome, RVec},
+    abi_stable::std_types::{RNone, RResult, RSome, RString, RVec},
     AuthDecision, AuthResultDecision, ConnectDecision, HandshakeDecision, HooksBox, Injection,
     PoolReset, QueryDecision, Response, SessionState, SqlError,
 };
@@ -401,9 +401,7 @@ impl Session {
         self.greeting_capabilities = greeting.capabilities;
         self.state.server_capabilities = greeting.capabilities.0;
         self.state.server_thread_id = greeting.connection_id;
-        self.state.server_version = String::from_utf8_lossy(&greeting.server_version)
-            .into_owned()
-            .into();
+        self.state.server_version = text(&greeting.server_version);
     }
 
     /// `read_handshake`: the backend's greeting, with the capabilities the
@@ -514,19 +512,9 @@ impl Session {
         }
         self.capabilities = CapabilityFlags(auth.capabilities.0 & self.greeting_capabilities.0);
         self.state.client_capabilities = auth.capabilities.0;
-        self.state.username = String::from_utf8_lossy(&auth.username).into_owned().into();
-        self.state.default_db = auth
-            .database
-            .as_ref()
-            .map(|db| String::from_utf8_lossy(db).into_owned())
-            .unwrap_or_default()
-            .into();
-        self.state.auth_plugin_name = auth
-            .auth_plugin_name
-            .as_ref()
-            .map(|name| String::from_utf8_lossy(name).into_owned())
-            .unwrap_or_default()
-            .into();
+        self.state.username = text(&auth.username);
+        self.state.default_db = text(auth.database.as_deref().unwrap_or_default());
+        self.state.auth_plugin_name = text(auth.auth_plugin_name.as_deref().unwrap_or_default());
 
         let decision = known(
             self.hooks
@@ -842,11 +830,11 @@ impl Session {
         }
         match command.split_first() {
             Some((&code, rest)) if code == Command::InitDb as u8 => {
-                self.state.default_db = String::from_utf8_lossy(rest).into_owned().into();
+                self.state.default_db = text(rest);
             }
             Some((&code, rest)) if code == Command::ChangeUser as u8 => {
                 let user = rest.split(|&b| b == 0).next().unwrap_or_default();
-                self.state.username = String::from_utf8_lossy(user).into_owned().into();
+                self.state.username = text(user);
             }
             _ => {}
         }
@@ -1039,6 +1027,16 @@ impl Session {
         if backend.pool.park(pooled, spec) {
             slog::debug!(self.logger, "server connection to {} pooled", backend.name);
         }
+    }
+}
+
+/// Protocol text (a name, a version) for the session state: as sent when it
+/// is UTF-8, the usual case and the cheap check, else with replacement
+/// characters.
+fn text(bytes: &[u8]) -> RString {
+    match std::str::from_utf8(bytes) {
+        Ok(valid) => valid.into(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned().into(),
     }
 }
 
