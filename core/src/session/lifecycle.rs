@@ -202,24 +202,35 @@ impl Session {
 
     /// Walks the life cycle until the connection ends.
     ///
-    /// The session stays boxed, and the futures of the short phases are
-    /// boxed while they run: a future is as large as its largest state, and
-    /// an idle session (waiting in `command_phase`) should only pay for that
-    /// state, not for the login's.
+    /// The session stays boxed, and the futures of the login and of the
+    /// disconnection are boxed while they run: a future is as large as its
+    /// largest state, and an idle session (waiting in `command_phase`)
+    /// should only pay for that state, not for the login's.
     pub async fn run(mut self: Box<Self>) {
         let _registration = self.context.sessions.register();
         let mut phase = Phase::ConnectServer;
         loop {
             phase = match phase {
-                Phase::ConnectServer => Box::pin(self.connect_server()).await,
-                Phase::ReadHandshake => Box::pin(self.read_handshake()).await,
-                Phase::ReadAuth => Box::pin(self.read_auth()).await,
-                Phase::ReadAuthResult => Box::pin(self.read_auth_result()).await,
                 Phase::Command => self.command_phase().await,
                 Phase::Disconnect(reason) => {
                     Box::pin(self.disconnect(reason)).await;
                     return;
                 }
+                login => Box::pin(self.log_in(login)).await,
+            };
+        }
+    }
+
+    /// The login phases, from `phase` until the session reaches the command
+    /// phase or ends: one future (one allocation) for all of them.
+    async fn log_in(&mut self, mut phase: Phase) -> Phase {
+        loop {
+            phase = match phase {
+                Phase::ConnectServer => self.connect_server().await,
+                Phase::ReadHandshake => self.read_handshake().await,
+                Phase::ReadAuth => self.read_auth().await,
+                Phase::ReadAuthResult => self.read_auth_result().await,
+                done @ (Phase::Command | Phase::Disconnect(_)) => return done,
             };
         }
     }
