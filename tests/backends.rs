@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use mysql::prelude::Queryable;
 use mysql_proxy_tests::process::run_with_timeout;
-use mysql_proxy_tests::{mariadb_cli, Endpoint, MariaDb, Proxy, ProxyBuilder, Sysbench};
+use mysql_proxy_tests::{
+    mariadb_cli, Endpoint, MariaDb, Proxy, ProxyBuilder, RawConn, Sysbench, TEST_USER,
+};
 
 fn start(builder: ProxyBuilder) -> Proxy {
     builder
@@ -382,7 +384,7 @@ fn health_checks_without_credentials_do_not_get_the_proxy_host_blocked() {
 }
 
 #[test]
-fn clients_that_leave_before_logging_in_do_not_get_the_proxy_host_blocked() {
+fn clients_that_leave_before_or_while_logging_in_do_not_get_the_proxy_host_blocked() {
     let Some((_server, backend)) = server_blocking_hosts_after_two_errors() else {
         return;
     };
@@ -405,6 +407,15 @@ fn clients_that_leave_before_logging_in_do_not_get_the_proxy_host_blocked() {
             client.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
             let _ = client.read(&mut [0u8; 512]);
         }
+    }
+    // Clients that give up when the server switches their login to another
+    // auth plugin (here: they propose one MariaDB does not have).
+    for _ in 0..3 {
+        let mut client = RawConn::open(&proxy.endpoint()).unwrap();
+        let reply = client
+            .propose_auth_plugin(TEST_USER, "caching_sha2_password")
+            .unwrap();
+        assert_eq!(reply.first(), Some(&0xfe), "an auth switch: {reply:02x?}");
     }
     // The server connections end as the clients leave.
     let began = Instant::now();

@@ -202,11 +202,16 @@ async fn check(backend: &Backend, config: &HealthConfig) -> Result<(), Failure> 
             error_text(&reply.payload)
         )));
     }
-    let mut quit = BytesMut::new();
-    codec::encode_packet(0, &[Command::Quit as u8], &mut quit);
-    // The server closes after COM_QUIT; nothing to wait for.
-    let _ = conn.write_all(&quit).await;
+    let _ = quit(&mut conn).await;
     Ok(())
+}
+
+/// COM_QUIT to a logged-in server, which closes the connection after it:
+/// nothing to wait for.
+async fn quit(conn: &mut Conn) -> Result<(), ConnError> {
+    let mut frame = BytesMut::new();
+    codec::encode_packet(0, &[Command::Quit as u8], &mut frame);
+    conn.write_all(&frame).await
 }
 
 /// Ends a connection whose server waits for a login that will not come
@@ -217,6 +222,36 @@ async fn check(backend: &Backend, config: &HealthConfig) -> Result<(), Failure> 
 pub(crate) async fn decline_login(conn: &mut Conn, within: Duration) {
     let login = login(conn, &[], CHECK_USER_WITHOUT_CREDENTIALS, "", 0);
     let _ = tokio::time::timeout(within, login).await;
+}
+
+/// Ends a login whose client left while the server waited for its next
+/// auth packet (sequence id `seq`): an empty one, an empty password to
+/// every auth plugin, so that the server ends the exchange itself (in
+/// "access denied", or OK for an account without a password) rather than
+/// count a broken handshake against the proxy's host. Waits at most
+/// `within`.
+pub(crate) async fn decline_auth_round(conn: &mut Conn, seq: u8, within: Duration) {
+    let exchange = async {
+        let mut seq = seq;
+        // A plugin may ask again (another switch, more data); a few
+        // rounds, then the connection is closed regardless.
+        for _ in 0..3 {
+            let mut out = BytesMut::new();
+            codec::encode_packet(seq, &[], &mut out);
+            conn.write_all(&out).await?;
+            let reply = conn.read_packet().await?;
+            match reply.first_byte() {
+                Some(0xfe | 0x01) => seq = reply.last_seq.wrapping_add(1),
+                Some(0x00) => {
+                    quit(conn).await?;
+                    break;
+                }
+                _ => break,
+            }
+        }
+        Ok::<_, ConnError>(())
+    };
+    let _ = tokio::time::timeout(within, exchange).await;
 }
 
 /// Logs in with mysql_native_password, following one auth switch to it;

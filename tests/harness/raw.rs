@@ -277,38 +277,9 @@ impl RawConn {
         db: Option<&str>,
         extra: u32,
     ) -> Result<(), RawError> {
-        let mut caps = CLIENT_LONG_PASSWORD
-            | CLIENT_LONG_FLAG
-            | CLIENT_PROTOCOL_41
-            | CLIENT_TRANSACTIONS
-            | CLIENT_SECURE_CONNECTION
-            | CLIENT_MULTI_RESULTS
-            | CLIENT_PLUGIN_AUTH
-            | extra;
-        if db.is_some() {
-            caps |= CLIENT_CONNECT_WITH_DB;
-        }
-        caps &= self.greeting.capabilities | CLIENT_LONG_PASSWORD;
-        self.capabilities = caps;
         let auth = native_password(password.as_bytes(), &self.greeting.scramble);
-        let mut p = Vec::new();
-        p.extend_from_slice(&caps.to_le_bytes());
-        p.extend_from_slice(&(MAX_PAYLOAD as u32).to_le_bytes());
-        p.push(45); // utf8mb4_general_ci
-        p.extend_from_slice(&[0; 23]);
-        p.extend_from_slice(user.as_bytes());
-        p.push(0);
-        p.push(auth.len() as u8);
-        p.extend_from_slice(&auth);
-        if let Some(db) = db.filter(|_| caps & CLIENT_CONNECT_WITH_DB != 0) {
-            p.extend_from_slice(db.as_bytes());
-            p.push(0);
-        }
-        if caps & CLIENT_PLUGIN_AUTH != 0 {
-            p.extend_from_slice(NATIVE_PASSWORD.as_bytes());
-            p.push(0);
-        }
-        self.write_packet(&p)?;
+        let response = self.auth_response(user, &auth, db, extra, NATIVE_PASSWORD);
+        self.write_packet(&response)?;
         loop {
             let reply = self.read_packet()?;
             match reply.first() {
@@ -336,6 +307,59 @@ impl RawConn {
             }
         }
         Ok(())
+    }
+
+    /// Sends an auth response for `user` that proposes auth plugin `plugin`
+    /// with no auth data, and returns the server's reply (for a plugin the
+    /// account does not use, an auth switch request) without answering it.
+    pub fn propose_auth_plugin(&mut self, user: &str, plugin: &str) -> Result<Vec<u8>, RawError> {
+        let response = self.auth_response(user, &[], None, 0, plugin);
+        self.write_packet(&response)?;
+        self.read_packet()
+    }
+
+    /// The handshake response payload, with the capabilities the server
+    /// offers of the usual client set and `extra` (recorded in
+    /// `self.capabilities`).
+    fn auth_response(
+        &mut self,
+        user: &str,
+        auth: &[u8],
+        db: Option<&str>,
+        extra: u32,
+        plugin: &str,
+    ) -> Vec<u8> {
+        let mut caps = CLIENT_LONG_PASSWORD
+            | CLIENT_LONG_FLAG
+            | CLIENT_PROTOCOL_41
+            | CLIENT_TRANSACTIONS
+            | CLIENT_SECURE_CONNECTION
+            | CLIENT_MULTI_RESULTS
+            | CLIENT_PLUGIN_AUTH
+            | extra;
+        if db.is_some() {
+            caps |= CLIENT_CONNECT_WITH_DB;
+        }
+        caps &= self.greeting.capabilities | CLIENT_LONG_PASSWORD;
+        self.capabilities = caps;
+        let mut p = Vec::new();
+        p.extend_from_slice(&caps.to_le_bytes());
+        p.extend_from_slice(&(MAX_PAYLOAD as u32).to_le_bytes());
+        p.push(45); // utf8mb4_general_ci
+        p.extend_from_slice(&[0; 23]);
+        p.extend_from_slice(user.as_bytes());
+        p.push(0);
+        p.push(auth.len() as u8);
+        p.extend_from_slice(auth);
+        if let Some(db) = db.filter(|_| caps & CLIENT_CONNECT_WITH_DB != 0) {
+            p.extend_from_slice(db.as_bytes());
+            p.push(0);
+        }
+        if caps & CLIENT_PLUGIN_AUTH != 0 {
+            p.extend_from_slice(plugin.as_bytes());
+            p.push(0);
+        }
+        p
     }
 
     /// Sends one command (sequence id 0) without reading the reply.

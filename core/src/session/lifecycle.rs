@@ -83,6 +83,9 @@ pub(super) struct Server {
     /// COM_INIT_DB): until then a pooled connection is as the pool gave it
     /// and may go back to it unused, and a new one still awaits a login.
     pub login_sent: bool,
+    /// While the server waits for the client's next auth packet (after an
+    /// auth switch or more auth data), the sequence id it expects.
+    pub auth_reply_due: Option<u8>,
 }
 
 /// Who a connection is logged in as, the handshake frame and auth response
@@ -321,6 +324,7 @@ impl Session {
                         auth_seq_shift: 0,
                         logged_in: false,
                         login_sent: false,
+                        auth_reply_due: None,
                     });
                 }
                 Ok(Err(reason)) => reason,
@@ -381,6 +385,7 @@ impl Session {
             auth_seq_shift: 0,
             logged_in: false,
             login_sent: false,
+            auth_reply_due: None,
         })
     }
 
@@ -681,6 +686,7 @@ impl Session {
             let packet = match from {
                 relay::Either::Client(packet) => {
                     // The client's next auth round goes straight to the server.
+                    server.auth_reply_due = None;
                     let raw = packet.with_seq_shift(server.auth_seq_shift.wrapping_neg());
                     if let Err(error) = server.conn.write_all(&raw).await {
                         return Phase::Disconnect(Some(server.error(error)));
@@ -718,7 +724,10 @@ impl Session {
                     return Phase::Command;
                 }
                 Some(0xff) => return Phase::Disconnect(None),
-                Some(0xfe) | Some(0x01) => continue,
+                Some(0xfe) | Some(0x01) => {
+                    server.auth_reply_due = Some(packet.last_seq.wrapping_add(1));
+                    continue;
+                }
                 _ => {
                     return Phase::Disconnect(Some(SessionError::BackendProtocol {
                         backend: self.state.server_address.to_string(),
@@ -955,8 +964,11 @@ impl Session {
             .as_ref()
             .is_none_or(|error| error.fault() != crate::error::Fault::Backend);
         if let Some(mut server) = self.server.take() {
+            let within = self.context.connect_timeout;
             if parkable && server.awaits_first_login() {
-                health::decline_login(&mut server.conn, self.context.connect_timeout).await;
+                health::decline_login(&mut server.conn, within).await;
+            } else if let Some(seq) = server.auth_reply_due.filter(|_| parkable) {
+                health::decline_auth_round(&mut server.conn, seq, within).await;
             } else if parkable {
                 self.park(server).await;
             }
