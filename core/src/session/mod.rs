@@ -81,9 +81,13 @@ impl ClientSession {
 impl Actor for ClientSession {
     type Context = Context<Self>;
 
+    /// The life cycle runs as the context's wait future: every wake-up of
+    /// the session then goes straight to it, where a spawned future would
+    /// be reached only after the mailbox had been polled (the session
+    /// receives no messages) and the context's bookkeeping done.
     fn started(&mut self, ctx: &mut Self::Context) {
         if let Some(session) = self.lifecycle.take() {
-            ctx.spawn(
+            ctx.wait(
                 actix::fut::wrap_future::<_, Self>(session.run())
                     .map(|_, _, ctx: &mut Context<Self>| ctx.stop()),
             );
