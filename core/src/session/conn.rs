@@ -116,8 +116,15 @@ impl Conn {
 
     /// Reads more bytes into the buffer; `Ok(n)` with n > 0, never 0.
     pub async fn fill(&mut self) -> Result<usize, ConnError> {
-        if self.buf.capacity() - self.buf.len() < self.read_chunk / 4 {
-            self.buf.reserve(self.read_chunk);
+        if self.buf.capacity() - self.buf.len() < self.read_chunk / 4
+            && !self.buf.try_reclaim(self.read_chunk)
+        {
+            // A new buffer with only the unread bytes (a packet's start)
+            // copied over: growing this one would copy its whole capacity,
+            // bytes already relayed included.
+            let mut bigger = BytesMut::with_capacity(self.buf.len() + self.read_chunk);
+            bigger.extend_from_slice(&self.buf);
+            self.buf = bigger;
         }
         let room = self.buf.capacity() - self.buf.len();
         // What the kernel already has is read without arming a timer (and
