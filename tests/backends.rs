@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use mysql::prelude::Queryable;
 use mysql_proxy_tests::process::run_with_timeout;
 use mysql_proxy_tests::{
-    mariadb_cli, Endpoint, MariaDb, Proxy, ProxyBuilder, RawConn, Sysbench, TEST_USER,
+    mariadb_cli, Endpoint, MariaDb, Proxy, ProxyBuilder, RawConn, Sysbench, TEST_PASSWORD,
+    TEST_USER,
 };
 
 fn start(builder: ProxyBuilder) -> Proxy {
@@ -323,6 +324,56 @@ fn health_checks_mark_a_silent_backend_down_without_any_client() {
     proxy.wait_for_backend(1, "state", "down", Duration::from_secs(5));
     proxy.wait_for_backend(2, "state", "up", Duration::from_secs(5));
     assert!(proxy.backend_row(1)["state_reason"].contains("health check failed"));
+}
+
+/// A counter of `SHOW GLOBAL STATUS`.
+fn global_status(server: &MariaDb, name: &str) -> u64 {
+    let mut conn = server.root_conn();
+    let row: Option<(String, u64)> = conn
+        .query_first(format!("SHOW GLOBAL STATUS LIKE '{name}'"))
+        .unwrap();
+    row.unwrap_or_else(|| panic!("no status {name}")).1
+}
+
+#[test]
+fn health_checks_with_credentials_log_in_ping_and_quit() {
+    let server = MariaDb::start();
+    let counters = [
+        "Connections",
+        "Access_denied_errors",
+        "Aborted_connects",
+        "Aborted_clients",
+    ];
+    let before: Vec<u64> = counters.iter().map(|c| global_status(&server, c)).collect();
+    let checked = |password: &str| {
+        let proxy = start(
+            Proxy::builder()
+                .backend(server.addr())
+                .arg("--health-check-interval=0.2")
+                .arg(format!("--health-check-user={TEST_USER}"))
+                .arg(format!("--health-check-password={password}")),
+        );
+        proxy.wait_for_backend(1, "state", "up", Duration::from_secs(5));
+        thread::sleep(Duration::from_secs(1));
+        assert_eq!(proxy.backend_row(1)["state"], "up");
+    };
+
+    checked(TEST_PASSWORD);
+    let after: Vec<u64> = counters.iter().map(|c| global_status(&server, c)).collect();
+    assert!(
+        after[0] >= before[0] + 5,
+        "checks connect: {before:?} -> {after:?}"
+    );
+    assert_eq!(
+        after[1..],
+        before[1..],
+        "each check logs in and quits cleanly"
+    );
+
+    // A wrong password is the operator's mistake, not the server's: the
+    // backend stays up.
+    checked("not the password");
+    assert!(global_status(&server, "Access_denied_errors") > after[1]);
 }
 
 /// This machine's address on its network, if it has one: the address a

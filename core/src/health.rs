@@ -30,7 +30,7 @@ use mysql_proxy_protocol::constants::{CapabilityFlags, Command, CHARSET_UTF8MB4_
 use mysql_proxy_protocol::packets::{ErrPacket, HandshakeResponse41, HandshakeV10};
 
 use crate::backends::{Backend, BackendCounters, BackendRegistry};
-use crate::session::{Conn, ConnError, Stream};
+use crate::session::{Conn, ConnError, RawPacket, Stream};
 
 /// The auth plugin a health check can log in with.
 const NATIVE_PASSWORD: &[u8] = b"mysql_native_password";
@@ -232,30 +232,20 @@ pub(crate) async fn decline_login(conn: &mut Conn, within: Duration) {
 /// `within`.
 pub(crate) async fn decline_auth_round(conn: &mut Conn, seq: u8, within: Duration) {
     let exchange = async {
-        let mut seq = seq;
-        // A plugin may ask again (another switch, more data); a few
-        // rounds, then the connection is closed regardless.
-        for _ in 0..3 {
-            let mut out = BytesMut::new();
-            codec::encode_packet(seq, &[], &mut out);
-            conn.write_all(&out).await?;
-            let reply = conn.read_packet().await?;
-            match reply.first_byte() {
-                Some(0xfe | 0x01) => seq = reply.last_seq.wrapping_add(1),
-                Some(0x00) => {
-                    quit(conn).await?;
-                    break;
-                }
-                _ => break,
-            }
-        }
-        Ok::<_, ConnError>(())
+        let mut out = BytesMut::new();
+        codec::encode_packet(seq, &[], &mut out);
+        conn.write_all(&out).await?;
+        let reply = conn.read_packet().await?;
+        auth_rounds(conn, "", reply).await?;
+        // An account without a password let it in.
+        quit(conn).await?;
+        Ok::<_, Failure>(())
     };
     let _ = tokio::time::timeout(within, exchange).await;
 }
 
-/// Logs in with mysql_native_password, following one auth switch to it;
-/// `challenge` is the greeting's auth data.
+/// Logs in with mysql_native_password (see [`auth_rounds`] for what
+/// follows); `challenge` is the greeting's auth data.
 async fn login(
     conn: &mut Conn,
     challenge: &[u8],
@@ -284,39 +274,51 @@ async fn login(
     response.encode(&mut payload);
     codec::encode_packet(greeting_seq.wrapping_add(1), &payload, &mut out);
     conn.write_all(&out).await?;
-    let mut reply = conn.read_packet().await?;
+    let reply = conn.read_packet().await?;
+    auth_rounds(conn, password, reply).await
+}
+
+/// Follows the server's answers to a login until it says OK or ERR: an auth
+/// switch to mysql_native_password gets the password's scramble; a switch
+/// to another plugin, or a request for more auth data, gets an empty
+/// answer (an empty password to any plugin), so that the server ends the
+/// login itself instead of the proxy breaking it off. At most a few rounds.
+async fn auth_rounds(conn: &mut Conn, password: &str, mut reply: RawPacket) -> Result<(), Failure> {
     let mut foreign_plugin = None;
-    if reply.first_byte() == Some(0xfe) {
-        // Auth switch: `0xfe plugin\0 data`. To a plugin the check cannot
-        // speak it answers as with an empty password, which ends the login
-        // cleanly (in OK or "access denied") instead of breaking it off.
-        let body = reply.payload.get(1..).unwrap_or_default();
-        let (plugin, data) = body.split_at(body.iter().position(|&b| b == 0).unwrap_or(body.len()));
-        let response = if plugin == NATIVE_PASSWORD {
-            scramble(password, data.get(1..).unwrap_or_default())
-        } else {
-            foreign_plugin = Some(String::from_utf8_lossy(plugin).into_owned());
-            Bytes::new()
+    for _ in 0..3 {
+        let answer = match reply.first_byte() {
+            Some(0x00) => return Ok(()),
+            Some(0xff) => {
+                let error = error_text(&reply.payload);
+                return Err(Failure::Refused(match foreign_plugin {
+                    Some(plugin) => format!("the server wants auth plugin {plugin} ({error})"),
+                    None => error,
+                }));
+            }
+            // Auth switch: `0xfe plugin\0 data`.
+            Some(0xfe) => {
+                let body = reply.payload.get(1..).unwrap_or_default();
+                let (plugin, data) =
+                    body.split_at(body.iter().position(|&b| b == 0).unwrap_or(body.len()));
+                if plugin == NATIVE_PASSWORD {
+                    scramble(password, data.get(1..).unwrap_or_default())
+                } else {
+                    foreign_plugin = Some(String::from_utf8_lossy(plugin).into_owned());
+                    Bytes::new()
+                }
+            }
+            // More auth data for the plugin in use.
+            Some(0x01) => Bytes::new(),
+            _ => return Err(Failure::Down("unexpected reply to the login".to_string())),
         };
         let mut out = BytesMut::new();
-        codec::encode_packet(reply.last_seq.wrapping_add(1), &response, &mut out);
+        codec::encode_packet(reply.last_seq.wrapping_add(1), &answer, &mut out);
         conn.write_all(&out).await?;
         reply = conn.read_packet().await?;
     }
-    match (reply.first_byte(), foreign_plugin) {
-        (Some(0x00), _) => Ok(()),
-        (Some(0xff), None) => Err(Failure::Refused(error_text(&reply.payload))),
-        (Some(0xff), Some(plugin)) => Err(Failure::Refused(format!(
-            "the server wants auth plugin {plugin} ({})",
-            error_text(&reply.payload)
-        ))),
-        // More auth data (e.g. caching_sha2_password asking for the
-        // password over TLS): the server is taking logins.
-        (Some(0x01), _) => Err(Failure::Refused(
-            "the server asks for more than mysql_native_password".to_string(),
-        )),
-        _ => Err(Failure::Down("unexpected reply to the login".to_string())),
-    }
+    Err(Failure::Refused(
+        "the server keeps asking for more auth data".to_string(),
+    ))
 }
 
 /// The mysql_native_password response (empty for an empty password).
