@@ -326,15 +326,6 @@ fn health_checks_mark_a_silent_backend_down_without_any_client() {
     assert!(proxy.backend_row(1)["state_reason"].contains("health check failed"));
 }
 
-/// A counter of `SHOW GLOBAL STATUS`.
-fn global_status(server: &MariaDb, name: &str) -> u64 {
-    let mut conn = server.root_conn();
-    let row: Option<(String, u64)> = conn
-        .query_first(format!("SHOW GLOBAL STATUS LIKE '{name}'"))
-        .unwrap();
-    row.unwrap_or_else(|| panic!("no status {name}")).1
-}
-
 #[test]
 fn health_checks_with_credentials_log_in_ping_and_quit() {
     let server = MariaDb::start();
@@ -344,7 +335,7 @@ fn health_checks_with_credentials_log_in_ping_and_quit() {
         "Aborted_connects",
         "Aborted_clients",
     ];
-    let before: Vec<u64> = counters.iter().map(|c| global_status(&server, c)).collect();
+    let before: Vec<u64> = counters.iter().map(|c| server.global_status(c)).collect();
     let checked = |password: &str| {
         let proxy = start(
             Proxy::builder()
@@ -359,7 +350,7 @@ fn health_checks_with_credentials_log_in_ping_and_quit() {
     };
 
     checked(TEST_PASSWORD);
-    let after: Vec<u64> = counters.iter().map(|c| global_status(&server, c)).collect();
+    let after: Vec<u64> = counters.iter().map(|c| server.global_status(c)).collect();
     assert!(
         after[0] >= before[0] + 5,
         "checks connect: {before:?} -> {after:?}"
@@ -373,7 +364,7 @@ fn health_checks_with_credentials_log_in_ping_and_quit() {
     // A wrong password is the operator's mistake, not the server's: the
     // backend stays up.
     checked("not the password");
-    assert!(global_status(&server, "Access_denied_errors") > after[1]);
+    assert!(server.global_status("Access_denied_errors") > after[1]);
 }
 
 /// This machine's address on its network, if it has one: the address a

@@ -139,11 +139,14 @@ fn idle_pooled_connections_are_closed_without_traffic() {
     let clients: Vec<_> = (0..3).map(|_| proxy.endpoint().root_conn()).collect();
     drop(clients);
     proxy.wait_for_backend(1, "idle_connections", "3", IDLE_WITHIN);
+    let aborted = server.global_status("Aborted_clients");
 
-    // No traffic: past the idle timeout, all but min_idle are closed.
+    // No traffic: past the idle timeout, all but min_idle are closed, each
+    // with a goodbye (not counted as an aborted client by the server).
     proxy.wait_for_backend(1, "idle_connections", "1", IDLE_WITHIN);
     let kept = proxy_threads_on_server();
     assert_eq!(kept.len(), 1, "server threads of the proxy: {kept:?}");
+    assert_eq!(server.global_status("Aborted_clients"), aborted);
 
     // The kept one is killed by the server: it goes too.
     server

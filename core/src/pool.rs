@@ -64,6 +64,7 @@ impl BackendPool {
         let mut idle = self.lock();
         trim(&mut idle, spec);
         if idle.len() >= spec.max_idle as usize {
+            conn.stream.quit();
             return false;
         }
         idle.push_back(conn);
@@ -94,7 +95,9 @@ impl BackendPool {
 
     /// Closes every idle connection (e.g. the backend went down).
     pub fn clear(&self) {
-        self.lock().clear();
+        for conn in self.lock().drain(..) {
+            conn.stream.quit();
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -111,7 +114,9 @@ impl BackendPool {
 }
 
 /// Closes connections idle longer than the timeout, oldest first, keeping
-/// at least `min_idle`.
+/// at least `min_idle`. Connections closed for the pool's own reasons say
+/// COM_QUIT first (see [`ParkedStream::quit`]); stale ones, which the server
+/// ended or spoke on unasked, are just closed.
 fn trim(idle: &mut VecDeque<PooledConn>, spec: &PoolSpec) {
     let timeout = Duration::from_millis(spec.idle_timeout_ms);
     while idle.len() > spec.min_idle as usize
@@ -119,7 +124,9 @@ fn trim(idle: &mut VecDeque<PooledConn>, spec: &PoolSpec) {
             .front()
             .is_some_and(|c| c.parked_at.elapsed() > timeout)
     {
-        idle.pop_front();
+        if let Some(expired) = idle.pop_front() {
+            expired.stream.quit();
+        }
     }
 }
 

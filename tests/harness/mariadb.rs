@@ -189,6 +189,15 @@ impl MariaDb {
         fs::read_to_string(self.err_log_path()).unwrap_or_default()
     }
 
+    /// A counter of `SHOW GLOBAL STATUS` (e.g. `Aborted_clients`).
+    pub fn global_status(&self, name: &str) -> u64 {
+        let row: Option<(String, u64)> = self
+            .root_conn()
+            .query_first(format!("SHOW GLOBAL STATUS LIKE '{name}'"))
+            .unwrap_or_else(|e| panic!("SHOW GLOBAL STATUS: {e}"));
+        row.unwrap_or_else(|| panic!("no status variable {name}")).1
+    }
+
     /// Whether the server process is alive.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.as_mut().map(Child::try_wait), Some(Ok(None)))

@@ -3,7 +3,7 @@
 //! (unregistered from any event thread) while it is handed to another event
 //! thread or waits in the connection pool.
 
-use std::io;
+use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -154,6 +154,19 @@ impl ParkedStream {
             ParkedStream::Tcp(stream) => TcpStream::from_std(stream).map(Stream::Tcp),
             ParkedStream::Unix(stream) => UnixStream::from_std(stream).map(Stream::Unix),
         }
+    }
+
+    /// Ends the server session with COM_QUIT before the socket is closed, so
+    /// that the server sees a client's goodbye rather than a lost connection
+    /// (which it counts in `Aborted_clients` and logs). The socket is
+    /// non-blocking: if it cannot take the five bytes at once, it is closed
+    /// regardless.
+    pub fn quit(&self) {
+        const COM_QUIT_FRAME: [u8; 5] = [1, 0, 0, 0, 1];
+        let _ = match self {
+            ParkedStream::Tcp(stream) => (&*stream).write(&COM_QUIT_FRAME),
+            ParkedStream::Unix(stream) => (&*stream).write(&COM_QUIT_FRAME),
+        };
     }
 
     /// Whether the peer closed it (or sent something unasked, such as a
