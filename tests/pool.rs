@@ -254,6 +254,7 @@ fn a_client_leaving_mid_transaction_does_not_pool_its_locks() {
         .query_drop("INSERT INTO test.pool_locks VALUES (1, 0)")
         .unwrap();
     let proxy = pooled_proxy(&server, &[]);
+    let aborted = server.global_status("Aborted_clients");
 
     let mut locker = proxy.endpoint().root_conn();
     let thread_id = connection_id(&mut locker);
@@ -278,6 +279,9 @@ fn a_client_leaving_mid_transaction_does_not_pool_its_locks() {
         .unwrap();
     assert_eq!(n, 2, "the abandoned transaction was rolled back");
     assert_eq!(proxy.backend_row(1)["idle_connections"], "0");
+    // The client said goodbye (COM_QUIT, which the proxy keeps with the
+    // pool on); the proxy says it to the server for it.
+    assert_eq!(server.global_status("Aborted_clients"), aborted);
     let mut next = proxy.endpoint().root_conn();
     assert_ne!(connection_id(&mut next), thread_id);
 }

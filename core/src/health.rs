@@ -208,7 +208,7 @@ async fn check(backend: &Backend, config: &HealthConfig) -> Result<(), Failure> 
 
 /// COM_QUIT to a logged-in server, which closes the connection after it:
 /// nothing to wait for.
-async fn quit(conn: &mut Conn) -> Result<(), ConnError> {
+pub(crate) async fn quit(conn: &mut Conn) -> Result<(), ConnError> {
     let mut frame = BytesMut::new();
     codec::encode_packet(0, &[Command::Quit as u8], &mut frame);
     conn.write_all(&frame).await

@@ -970,7 +970,13 @@ impl Session {
             } else if let Some(seq) = server.auth_reply_due.filter(|_| parkable) {
                 health::decline_auth_round(&mut server.conn, seq, within).await;
             } else if parkable {
-                self.park(server).await;
+                let left_out = self.park(server).await;
+                // With the pool on, the client's COM_QUIT is not relayed: a
+                // connection kept out of the pool says it for the client.
+                let goodbye_owed = reason.is_none() && self.context.pool.max_idle > 0;
+                if let Some(mut server) = left_out.filter(|s| goodbye_owed && s.logged_in) {
+                    let _ = health::quit(&mut server.conn).await;
+                }
             }
         }
         self.state.backend_ndx = RNone;
@@ -988,18 +994,20 @@ impl Session {
     /// pooled: what the client left behind that no status flag shows (LOCK
     /// TABLES, GET_LOCK, a temporary table, user variables) must not be held
     /// or seen while the connection waits for its next client.
-    async fn park(&mut self, mut server: Server) {
+    ///
+    /// Gives the connection back if it stays out of the pool.
+    async fn park(&mut self, mut server: Server) -> Option<Server> {
         if self.context.pool.max_idle == 0
             || !server.lease.backend().is_usable()
             || self.context.sessions.is_shutting_down()
         {
-            return;
+            return Some(server);
         }
         let login = if server.logged_in {
             let in_transaction = StatusFlags(self.state.server_status)
                 .intersects(StatusFlags::IN_TRANS | StatusFlags::IN_TRANS_READONLY);
             if !self.at_rest || in_transaction {
-                return;
+                return Some(server);
             }
             self.login.take()
         } else if server.login_sent {
@@ -1008,7 +1016,7 @@ impl Session {
             server.pooled.clone()
         };
         let Some(login) = login else {
-            return;
+            return Some(server);
         };
         if server.logged_in {
             // A server slow to answer is not worth keeping: the wait is
@@ -1032,14 +1040,13 @@ impl Session {
                     server.name(),
                     failure
                 );
-                return;
+                return Some(server);
             }
         }
         let spec = &self.context.pool;
         let backend = Arc::clone(server.lease.backend());
-        let Some(stream) = server.conn.park() else {
-            return;
-        };
+        // Not at rest (bytes pending) or not detachable: closed here.
+        let stream = server.conn.park()?;
         let pooled = PooledConn::new(
             stream,
             login.greeting,
@@ -1050,6 +1057,7 @@ impl Session {
         if backend.pool.park(pooled, spec) {
             slog::debug!(self.logger, "server connection to {} pooled", backend.name);
         }
+        None
     }
 }
 
