@@ -157,6 +157,26 @@ fn idle_pooled_connections_are_closed_without_traffic() {
 }
 
 #[test]
+fn pooled_connections_say_goodbye_when_the_proxy_stops() {
+    let server = MariaDb::start();
+    let mut proxy = pooled_proxy(&server, &[]);
+    let clients: Vec<_> = (0..2).map(|_| proxy.endpoint().root_conn()).collect();
+    drop(clients);
+    proxy.wait_for_backend(1, "idle_connections", "2", IDLE_WITHIN);
+    let aborted = server.global_status("Aborted_clients");
+
+    proxy.signal(libc::SIGTERM);
+    assert!(proxy.wait_exit(Duration::from_secs(10)).success());
+    // Once the server has seen both connections end:
+    let began = std::time::Instant::now();
+    while server.global_status("Threads_connected") > 1 {
+        assert!(began.elapsed() < IDLE_WITHIN, "server connections linger");
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(server.global_status("Aborted_clients"), aborted);
+}
+
+#[test]
 fn a_client_that_leaves_before_logging_in_gives_the_pooled_connection_back() {
     let server = MariaDb::start();
     let proxy = pooled_proxy(&server, &[]);

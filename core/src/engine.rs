@@ -218,6 +218,7 @@ impl Engine {
             listeners,
             plugins: running_plugins,
             sessions: Arc::clone(&self.sessions),
+            registry: Arc::clone(&self.registry),
             threads,
             grace: self.config.shutdown_grace,
             logger: self.logger.clone(),
@@ -231,6 +232,7 @@ pub struct Running {
     listeners: Vec<Addr<Listener>>,
     plugins: Vec<(String, Arc<PluginBox>)>,
     sessions: Arc<SessionTracker>,
+    registry: Arc<BackendRegistry>,
     threads: Arc<EventThreads>,
     grace: Duration,
     logger: slog::Logger,
@@ -238,8 +240,9 @@ pub struct Running {
 
 impl Running {
     /// Stops accepting, lets every session finish its current command and
-    /// close, waits for them (at most the grace period), then stops the
-    /// plugins and event threads.
+    /// close, waits for them (at most the grace period), closes the pooled
+    /// server connections (with COM_QUIT, so the servers do not count them
+    /// as aborted clients), then stops the plugins and event threads.
     pub async fn shutdown(self) {
         for listener in &self.listeners {
             let _ = listener.send(StopAccepting).await;
@@ -262,6 +265,9 @@ impl Running {
                 self.sessions.live(),
                 self.grace
             );
+        }
+        for backend in self.registry.all() {
+            backend.pool.clear();
         }
         for (_, plugin) in &self.plugins {
             plugin.stop();
