@@ -1,13 +1,11 @@
 //! Starting and stopping the engine: event threads, one listener per address
 //! a plugin asks for, and the graceful shutdown that waits for sessions.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
 use mysql_proxy_plugin_abi::{HostHandle, PluginBox};
-use tokio::sync::{watch, Notify};
 
 use crate::address;
 use crate::backends::BackendRegistry;
@@ -15,6 +13,7 @@ use crate::health::{HealthChecker, HealthConfig, StopChecking};
 use crate::host::CoreHost;
 use crate::listener::{Acceptor, EventThreads, Listener, StopAccepting};
 use crate::session::ListenerContext;
+use crate::sessions::SessionTracker;
 
 /// Engine settings (the plugin-specific ones travel with each listener).
 #[derive(Debug, Clone)]
@@ -60,74 +59,6 @@ pub enum EngineError {
         address: String,
         source: std::io::Error,
     },
-}
-
-/// Live sessions, and the shutdown signal they watch.
-pub struct SessionTracker {
-    live: AtomicUsize,
-    all_gone: Notify,
-    shutdown: watch::Sender<bool>,
-    next_id: AtomicU64,
-}
-
-/// Counts a session as live until dropped.
-pub struct SessionRegistration {
-    tracker: Arc<SessionTracker>,
-}
-
-impl Drop for SessionRegistration {
-    fn drop(&mut self) {
-        if self.tracker.live.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.tracker.all_gone.notify_waiters();
-        }
-    }
-}
-
-impl SessionTracker {
-    fn new() -> Arc<Self> {
-        Arc::new(Self {
-            live: AtomicUsize::new(0),
-            all_gone: Notify::new(),
-            shutdown: watch::channel(false).0,
-            next_id: AtomicU64::new(1),
-        })
-    }
-
-    pub fn register(self: &Arc<Self>) -> SessionRegistration {
-        self.live.fetch_add(1, Ordering::AcqRel);
-        SessionRegistration {
-            tracker: Arc::clone(self),
-        }
-    }
-
-    /// A receiver that turns true when the proxy shuts down.
-    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
-        self.shutdown.subscribe()
-    }
-
-    pub fn next_connection_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// Whether the proxy is shutting down.
-    pub fn is_shutting_down(&self) -> bool {
-        *self.shutdown.borrow()
-    }
-
-    pub fn live(&self) -> usize {
-        self.live.load(Ordering::Acquire)
-    }
-
-    /// Waits until no session is live.
-    async fn all_closed(&self) {
-        loop {
-            let gone = self.all_gone.notified();
-            if self.live() == 0 {
-                return;
-            }
-            gone.await;
-        }
-    }
 }
 
 /// The engine before it starts listening.
@@ -250,7 +181,7 @@ impl Running {
         if let Some(health) = &self.health {
             let _ = health.send(StopChecking).await;
         }
-        self.sessions.shutdown.send_replace(true);
+        self.sessions.begin_shutdown();
         let live = self.sessions.live();
         if live > 0 {
             slog::info!(self.logger, "waiting for {} session(s) to finish", live);

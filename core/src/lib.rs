@@ -18,6 +18,7 @@ pub mod listener;
 pub mod logging;
 pub mod pool;
 pub mod session;
+pub mod sessions;
 
 pub use engine::{Engine, EngineConfig, EngineError, LoadedPlugin, Running};
 pub use health::HealthConfig;

@@ -26,6 +26,7 @@ use crate::backends::{BackendCounters, BackendLease};
 use crate::error::SessionError;
 use crate::health;
 use crate::pool::PooledConn;
+use crate::sessions::SessionRegistration;
 
 /// Capabilities the proxy never lets client and server negotiate: TLS and
 /// compression are not relayed, and MariaDB's progress reports and metadata
@@ -210,11 +211,11 @@ impl Session {
     /// largest state, and an idle session (waiting in `command_phase`)
     /// should only pay for that state, not for the login's.
     pub async fn run(mut self: Box<Self>) {
-        let _registration = self.context.sessions.register();
+        let mut registration = self.context.sessions.register();
         let mut phase = Phase::ConnectServer;
         loop {
             phase = match phase {
-                Phase::Command => self.command_phase().await,
+                Phase::Command => self.command_phase(&mut registration).await,
                 Phase::Disconnect(reason) => {
                     Box::pin(self.disconnect(reason)).await;
                     return;
@@ -740,23 +741,22 @@ impl Session {
 
     /// The command phase: one client command at a time until the client
     /// quits, something fails, or the proxy shuts down.
-    async fn command_phase(&mut self) -> Phase {
-        let mut shutdown = self.context.sessions.shutdown_signal();
+    async fn command_phase(&mut self, registration: &mut SessionRegistration) -> Phase {
         loop {
-            if *shutdown.borrow() {
+            if self.context.sessions.is_shutting_down() {
                 return Phase::Disconnect(None);
             }
             self.client.release_idle_buffer();
             if let Some(server) = self.server.as_mut() {
                 server.conn.release_idle_buffer();
             }
-            tokio::select! {
-                ready = self.client.readable() => {
-                    if let Err(error) = ready {
-                        return Phase::Disconnect(Some(client_error(error)));
-                    }
-                }
-                _ = shutdown.changed() => return Phase::Disconnect(None),
+            match registration
+                .unless_shutting_down(self.client.readable())
+                .await
+            {
+                None => return Phase::Disconnect(None),
+                Some(Err(error)) => return Phase::Disconnect(Some(client_error(error))),
+                Some(Ok(())) => {}
             }
             self.at_rest = true;
             // A command starts a new exchange: sequence id 0, answered from 1.

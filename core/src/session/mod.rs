@@ -18,7 +18,7 @@ use actix::prelude::*;
 use mysql_proxy_plugin_abi::{BalancePolicy, PluginBox, PoolSpec, SessionState};
 
 use crate::backends::BackendRegistry;
-use crate::engine::SessionTracker;
+use crate::sessions::SessionTracker;
 
 pub use conn::{Conn, ConnError, RawPacket};
 pub use stream::{ParkedStream, Stream};
