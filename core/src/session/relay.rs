@@ -2,7 +2,8 @@
 //!
 //! The response is never decoded into packets on its way through. The relay
 //! walks packet headers in the server connection's read buffer, shows the
-//! response tracker only each packet's length and first bytes, and writes
+//! response tracker only each packet's length and first bytes (rows it
+//! passes over in one sweep of their headers), and writes
 //! whatever it has scanned to the client in one write per read. Packets of
 //! any size stream through a buffer of bounded size; rows are not parsed.
 
@@ -96,6 +97,7 @@ pub(super) async fn relay_response(
                 // Stop at the boundary: what follows needs a decision first.
                 break;
             }
+            pos += tracker.skip_rows(&buf[pos..]);
             let Some((len, _seq)) = codec::parse_header(&buf[pos..]) else {
                 break;
             };
