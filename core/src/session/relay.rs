@@ -38,8 +38,10 @@ pub(super) struct Summary {
     /// Server status of the final OK/EOF.
     pub status: u16,
     pub is_error: bool,
-    /// The first packet's payload prefix and full length.
-    pub first_prefix: Vec<u8>,
+    /// The first packet's payload prefix (`first_prefix_len` bytes): kept
+    /// in place, not allocated, since every response has one.
+    first_prefix: [u8; TRACKER_PREFIX_LEN],
+    first_prefix_len: usize,
     pub bytes: u64,
     /// The response's raw frames, for [`Sink::Buffer`].
     pub buffered: BytesMut,
@@ -108,7 +110,8 @@ pub(super) async fn relay_response(
             };
             if summary.first_at.is_none() {
                 summary.first_at = Some(Instant::now());
-                summary.first_prefix = prefix.to_vec();
+                summary.first_prefix[..prefix.len()].copy_from_slice(prefix);
+                summary.first_prefix_len = prefix.len();
             }
             step = tracker.on_server_packet(len, prefix).map_err(|error| {
                 SessionError::BackendProtocol {
@@ -304,7 +307,7 @@ pub(super) async fn apply_result_decision(
 
 /// How a response ended, and the OK packet's counts if it was one.
 fn classify(summary: &Summary) -> (ResultKind, u64, u64) {
-    match summary.first_prefix.split_first() {
+    match summary.first_prefix[..summary.first_prefix_len].split_first() {
         Some((0x00, rest)) => {
             let mut reader = Reader::new(rest);
             let affected = reader.lenenc_int().unwrap_or(0);
@@ -338,4 +341,32 @@ fn split_payloads(raw: &[u8]) -> RVec<RVec<u8>> {
 
 fn micros(duration: std::time::Duration) -> u64 {
     u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn first_packet(payload: &[u8]) -> Summary {
+        let mut summary = Summary::default();
+        let prefix = &payload[..payload.len().min(TRACKER_PREFIX_LEN)];
+        summary.first_prefix[..prefix.len()].copy_from_slice(prefix);
+        summary.first_prefix_len = prefix.len();
+        summary
+    }
+
+    #[test]
+    fn a_response_is_classified_by_its_first_packet() {
+        // OK: 3 affected rows, last insert id 300 (a 2-byte lenenc int).
+        let ok = first_packet(&[0x00, 3, 0xfc, 0x2c, 0x01, 0x02, 0x00, 0, 0]);
+        assert!(matches!(classify(&ok), (ResultKind::Ok, 3, 300)));
+        let err = first_packet(b"\xff\x7a\x04#42S02Table 'x' doesn't exist");
+        assert!(matches!(classify(&err), (ResultKind::Error, 0, 0)));
+        let columns = first_packet(&[2]);
+        assert!(matches!(classify(&columns), (ResultKind::ResultSet, 0, 0)));
+        assert!(matches!(
+            classify(&Summary::default()),
+            (ResultKind::Other, 0, 0)
+        ));
+    }
 }
