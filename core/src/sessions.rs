@@ -8,11 +8,11 @@
 //! and only checks an atomic flag per wait; the shutdown sets the flag and
 //! wakes every waker handed over.
 
-use std::future::{poll_fn, Future};
-use std::pin::pin;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Poll, Waker};
+use std::task::{Context, Poll, Waker};
 
 use tokio::sync::Notify;
 
@@ -120,22 +120,13 @@ pub struct SessionRegistration {
 }
 
 impl SessionRegistration {
-    /// Waits for `ready`, unless the proxy shuts down first (`None`).
-    pub async fn unless_shutting_down<F: Future>(&mut self, ready: F) -> Option<F::Output> {
-        let mut ready = pin!(ready);
-        poll_fn(|cx| {
-            if let Poll::Ready(output) = ready.as_mut().poll(cx) {
-                return Poll::Ready(Some(output));
-            }
-            self.hand_over(cx.waker());
-            // After the hand-over: a shutdown that set the flag later wakes
-            // this waker (it takes the lock the hand-over released).
-            if self.tracker.is_shutting_down() {
-                return Poll::Ready(None);
-            }
-            Poll::Pending
-        })
-        .await
+    /// `wait`'s output, or `None` if the proxy shuts down first (what is
+    /// ready is taken first).
+    pub fn unless_shutting_down<F: Future>(&mut self, wait: F) -> UnlessShuttingDown<'_, F> {
+        UnlessShuttingDown {
+            wait,
+            registration: self,
+        }
     }
 
     /// Makes sure the tracker holds `waker`; without locking when it holds
@@ -150,6 +141,37 @@ impl SessionRegistration {
         }
         let slot = wakers.insert(waker.clone());
         self.slot = Some((slot, waker.clone()));
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// See [`SessionRegistration::unless_shutting_down`]. A future of its
+    /// own rather than an `async fn`: that would hold the wait twice (as
+    /// argument and pinned), and it is held by every idle session.
+    pub struct UnlessShuttingDown<'a, F> {
+        #[pin]
+        wait: F,
+        registration: &'a mut SessionRegistration,
+    }
+}
+
+impl<F: Future> Future for UnlessShuttingDown<'_, F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(output) = this.wait.poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        let registration = this.registration;
+        registration.hand_over(cx.waker());
+        // After the hand-over: a shutdown that sets the flag later wakes
+        // this waker (it takes the lock the hand-over released).
+        if registration.tracker.is_shutting_down() {
+            Poll::Ready(None)
+        } else {
+            Poll::Pending
+        }
     }
 }
 
