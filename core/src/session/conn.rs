@@ -5,9 +5,9 @@
 //! zero-copy `Bytes` slices of it. An idle connection gives its buffer back
 //! ([`Conn::release_idle_buffer`]) so idle sessions cost little memory.
 
-use std::future::{poll_fn, Future};
-use std::pin::{pin, Pin};
-use std::task::Poll;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -296,11 +296,7 @@ struct Deadline {
 
 impl Deadline {
     /// Waits for `wait` for at most `timeout`.
-    async fn within<F: Future>(
-        &mut self,
-        timeout: Duration,
-        wait: F,
-    ) -> Result<F::Output, ConnError> {
+    fn within<F: Future>(&mut self, timeout: Duration, wait: F) -> Within<'_, F> {
         let deadline = Instant::now() + timeout;
         let timer = self
             .timer
@@ -309,20 +305,42 @@ impl Deadline {
             // A longer timeout armed it (a read's, now a write's).
             timer.as_mut().reset(deadline);
         }
-        let mut wait = pin!(wait);
-        poll_fn(|cx| {
-            if let Poll::Ready(output) = wait.as_mut().poll(cx) {
-                return Poll::Ready(Ok(output));
+        Within {
+            wait,
+            timer,
+            deadline,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A wait under a [`Deadline`]. A future of its own rather than an
+    /// `async fn`, which would hold the wait twice (as its argument and
+    /// pinned): every read and write of a session, idle ones included,
+    /// is one of these.
+    struct Within<'a, F> {
+        #[pin]
+        wait: F,
+        timer: &'a mut Pin<Box<Sleep>>,
+        deadline: Instant,
+    }
+}
+
+impl<F: Future> Future for Within<'_, F> {
+    type Output = Result<F::Output, ConnError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(output) = this.wait.poll(cx) {
+            return Poll::Ready(Ok(output));
+        }
+        while this.timer.as_mut().poll(cx).is_ready() {
+            if Instant::now() >= *this.deadline {
+                return Poll::Ready(Err(ConnError::Timeout));
             }
-            while timer.as_mut().poll(cx).is_ready() {
-                if Instant::now() >= deadline {
-                    return Poll::Ready(Err(ConnError::Timeout));
-                }
-                timer.as_mut().reset(deadline);
-            }
-            Poll::Pending
-        })
-        .await
+            this.timer.as_mut().reset(*this.deadline);
+        }
+        Poll::Pending
     }
 }
 
