@@ -774,7 +774,7 @@ impl Session {
             }
             self.at_rest = false;
             // Boxed for the same reason as the phases in `run`.
-            if let Err(error) = Box::pin(self.execute(packet)).await {
+            if let Err(error) = Box::pin(self.execute(&packet)).await {
                 return Phase::Disconnect(Some(error));
             }
             if command == Some(Command::Quit as u8) || self.state.close_after_reply {
@@ -785,7 +785,10 @@ impl Session {
 
     /// One client command: `read_query` decides, then the command is
     /// forwarded, answered, or replaced by injected queries.
-    async fn execute(&mut self, packet: RawPacket) -> Result<(), SessionError> {
+    ///
+    /// Injections are boxed: a command's future is as large as its largest
+    /// branch, and plain forwarding, the usual branch, needs half as much.
+    async fn execute(&mut self, packet: &RawPacket) -> Result<(), SessionError> {
         let mut queue: RVec<Injection> = RVec::new();
         let decision = known(self.hooks.read_query(
             &mut self.state,
@@ -794,15 +797,15 @@ impl Session {
         ));
         match decision {
             Err(error) => self.send_response(&Response::Error(error)).await,
-            Ok(Some(QueryDecision::Forward)) => self.forward(&packet).await,
-            Ok(Some(QueryDecision::SendQueue)) if queue.is_empty() => self.forward(&packet).await,
-            Ok(Some(QueryDecision::SendQueue)) => self.run_injections(queue, false).await,
+            Ok(Some(QueryDecision::Forward)) => self.forward(packet).await,
+            Ok(Some(QueryDecision::SendQueue)) if queue.is_empty() => self.forward(packet).await,
+            Ok(Some(QueryDecision::SendQueue)) => Box::pin(self.run_injections(queue, false)).await,
             Ok(Some(QueryDecision::Reply(response))) => {
                 self.send_response(&response).await?;
                 if queue.is_empty() {
                     Ok(())
                 } else {
-                    self.run_injections(queue, true).await
+                    Box::pin(self.run_injections(queue, true)).await
                 }
             }
             Ok(_) => Err(SessionError::UnknownDecision),
