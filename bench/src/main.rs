@@ -1503,7 +1503,8 @@ fn generated_markdown(
     let mut md = String::new();
     md.push_str("## Last run\n\n");
     md.push_str(&format!(
-        "Command: `bench/run` (took {} min {:02} s, build included). Each sysbench run lasts {} s; \
+        "Command: `bench/run` (its measurements took {} min {:02} s, the build before them not counted). \
+         Each sysbench run lasts {} s; \
          each comparison is {} rounds, direct and proxy alternating in the order \
          direct, proxy, proxy, direct (A B B A cancels linear drift); the figures are means over \
          the runs of a side, latency percentiles come from the merged histograms.\n\n",
