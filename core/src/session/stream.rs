@@ -3,6 +3,7 @@
 //! (unregistered from any event thread) while it is handed to another event
 //! thread or waits in the connection pool.
 
+use std::future::{poll_fn, Future};
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
@@ -83,11 +84,15 @@ impl Stream {
         }
     }
 
-    pub async fn readable(&self) -> io::Result<()> {
-        match self {
-            Stream::Tcp(stream) => stream.readable().await,
-            Stream::Unix(stream) => stream.readable().await,
-        }
+    /// Ready once the peer sent something (or closed). Through the
+    /// socket's reader slot, as reads wait, not tokio's `readable()`, whose
+    /// future joins and leaves a list of waiters under a lock each time:
+    /// an idle session waits like this before every command.
+    pub fn readable(&self) -> impl Future<Output = io::Result<()>> + '_ {
+        poll_fn(move |cx| match self {
+            Stream::Tcp(stream) => stream.poll_read_ready(cx),
+            Stream::Unix(stream) => stream.poll_read_ready(cx),
+        })
     }
 
     /// Unregisters the socket from this event thread, for the pool.
