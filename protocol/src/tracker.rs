@@ -15,7 +15,7 @@
 //! the shapes specific to COM_STMT_PREPARE, COM_FIELD_LIST, COM_CHANGE_USER,
 //! COM_BINLOG_DUMP and single-packet answers.
 
-use crate::codec::{HEADER_LEN, MAX_PAYLOAD_CHUNK};
+use crate::codec::{parse_header, HEADER_LEN, MAX_PAYLOAD_CHUNK};
 use crate::constants::{
     CapabilityFlags, Command, StatusFlags, AUTH_MORE_DATA_HEADER, AUTH_SWITCH_HEADER, EOF_HEADER,
     ERR_HEADER, LOCAL_INFILE_HEADER, OK_HEADER,
@@ -218,20 +218,17 @@ impl ResponseTracker {
         if self.state != State::Rows || self.continuation {
             return 0;
         }
-        let terminator_below = if self.deprecate_eof() {
-            MAX_PAYLOAD_CHUNK
-        } else {
-            EOF_MAX_LEN
-        };
         let mut pos = 0;
-        while let Some(&[a, b, c, _seq, first]) = frames.get(pos..pos + HEADER_LEN + 1) {
-            let len = usize::from(a) | usize::from(b) << 8 | usize::from(c) << 16;
+        while let Some((len, _seq)) = parse_header(&frames[pos..]) {
             let end = pos + HEADER_LEN + len;
             let plain_row = len > 0
-                && first != ERR_HEADER
-                && !(first == EOF_HEADER && len < terminator_below)
                 && len < MAX_PAYLOAD_CHUNK
-                && end <= frames.len();
+                && end <= frames.len()
+                && match frames.get(pos + HEADER_LEN) {
+                    Some(&ERR_HEADER) | None => false,
+                    Some(&EOF_HEADER) => !self.is_terminator_len(len),
+                    Some(_) => true,
+                };
             if !plain_row {
                 break;
             }

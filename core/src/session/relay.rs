@@ -49,6 +49,17 @@ pub(super) struct Summary {
     pub first_at: Option<Instant>,
 }
 
+impl Summary {
+    /// Records the arrival and the leading bytes (at most
+    /// [`TRACKER_PREFIX_LEN`]) of the response's first packet.
+    fn note_first_packet(&mut self, prefix: &[u8]) {
+        self.first_at = Some(Instant::now());
+        let len = prefix.len().min(TRACKER_PREFIX_LEN);
+        self.first_prefix[..len].copy_from_slice(&prefix[..len]);
+        self.first_prefix_len = len;
+    }
+}
+
 /// One of two sides.
 pub(super) enum Either<C, S> {
     Client(C),
@@ -109,9 +120,7 @@ pub(super) async fn relay_response(
                 break;
             };
             if summary.first_at.is_none() {
-                summary.first_at = Some(Instant::now());
-                summary.first_prefix[..prefix.len()].copy_from_slice(prefix);
-                summary.first_prefix_len = prefix.len();
+                summary.note_first_packet(prefix);
             }
             step = tracker.on_server_packet(len, prefix).map_err(|error| {
                 SessionError::BackendProtocol {
@@ -349,9 +358,7 @@ mod tests {
 
     fn first_packet(payload: &[u8]) -> Summary {
         let mut summary = Summary::default();
-        let prefix = &payload[..payload.len().min(TRACKER_PREFIX_LEN)];
-        summary.first_prefix[..prefix.len()].copy_from_slice(prefix);
-        summary.first_prefix_len = prefix.len();
+        summary.note_first_packet(payload);
         summary
     }
 
