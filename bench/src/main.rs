@@ -8,6 +8,7 @@
 //! (sysbench reports, perf and strace summaries) go to bench/results/.
 
 mod bigresult;
+mod callgrind;
 mod connect;
 mod failover;
 mod haproxy;
@@ -267,6 +268,10 @@ struct Results {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // bench/callgrind: instruction counts per query and per connect cycle.
+    if args.first().is_some_and(|a| a == "callgrind") {
+        return callgrind::main(&args[1..]);
+    }
     let opts = match Options::parse(&args) {
         Ok(o) => o,
         Err(e) => {

@@ -28,6 +28,10 @@ pub enum SessionError {
     ClientPacketTooLarge { size: usize, max: usize },
     #[error("client sent sequence id {got} where {expected} was due")]
     ClientOutOfOrder { expected: u8, got: u8 },
+    #[error("client asked for TLS, which was not offered")]
+    ClientTlsNotOffered,
+    #[error("client speaks the compressed protocol, which was not offered")]
+    ClientCompressed,
     #[error("client protocol error: {0}")]
     ClientProtocol(String),
     #[error("backend {backend} closed the connection")]
@@ -38,6 +42,10 @@ pub enum SessionError {
     BackendTimeout { backend: String },
     #[error("backend {backend} protocol error: {message}")]
     BackendProtocol { backend: String, message: String },
+    /// The server closed the connection of an idle session (its
+    /// `wait_timeout`, a `KILL` from another session, a restart).
+    #[error("backend {backend} ended the idle session: {detail}")]
+    BackendEndedSession { backend: String, detail: String },
     #[error("all backends are down")]
     NoBackend,
     #[error("no backend for this connection")]
@@ -56,11 +64,14 @@ impl SessionError {
             | SessionError::ClientTimeout
             | SessionError::ClientPacketTooLarge { .. }
             | SessionError::ClientOutOfOrder { .. }
+            | SessionError::ClientTlsNotOffered
+            | SessionError::ClientCompressed
             | SessionError::ClientProtocol(_) => Fault::Client,
             SessionError::BackendClosed { .. }
             | SessionError::BackendIo { .. }
             | SessionError::BackendTimeout { .. }
             | SessionError::BackendProtocol { .. }
+            | SessionError::BackendEndedSession { .. }
             | SessionError::NoBackend => Fault::Backend,
             SessionError::PluginRefused(_)
             | SessionError::UnknownDecision
@@ -72,7 +83,9 @@ impl SessionError {
     pub fn is_routine(&self) -> bool {
         matches!(
             self,
-            SessionError::ClientClosed | SessionError::PluginRefused(_)
+            SessionError::ClientClosed
+                | SessionError::PluginRefused(_)
+                | SessionError::BackendEndedSession { .. }
         )
     }
 
@@ -89,10 +102,13 @@ impl SessionError {
             SessionError::ClientClosed
             | SessionError::ClientIo(_)
             | SessionError::ClientTimeout
+            // Told in a compressed frame, the only kind it reads.
+            | SessionError::ClientCompressed
             | SessionError::PluginRefused(_)
             | SessionError::BackendClosed { .. }
             | SessionError::BackendIo { .. }
-            | SessionError::BackendTimeout { .. } => None,
+            | SessionError::BackendTimeout { .. }
+            | SessionError::BackendEndedSession { .. } => None,
             SessionError::ClientPacketTooLarge { .. } => Some(SqlError::new(
                 1153,
                 "08S01",
@@ -100,6 +116,10 @@ impl SessionError {
             )),
             SessionError::ClientOutOfOrder { .. } => {
                 Some(SqlError::new(1156, "08S01", "Got packets out of order"))
+            }
+            // What MariaDB answers when TLS is asked for and not available.
+            SessionError::ClientTlsNotOffered => {
+                Some(SqlError::new(1043, "08S01", "Bad handshake"))
             }
             SessionError::ClientProtocol(message) => Some(SqlError::new(
                 1105,

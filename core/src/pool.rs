@@ -74,9 +74,19 @@ impl BackendPool {
     /// The most recently parked connection that is still alive; stale and
     /// expired ones met on the way are closed.
     pub fn take(&self, spec: &PoolSpec) -> Option<PooledConn> {
+        self.take_matching(spec, |_| true)
+    }
+
+    /// Like [`BackendPool::take`], among the connections `wanted` accepts.
+    pub fn take_matching(
+        &self,
+        spec: &PoolSpec,
+        wanted: impl Fn(&PooledConn) -> bool,
+    ) -> Option<PooledConn> {
         let mut idle = self.lock();
         trim(&mut idle, spec);
-        while let Some(conn) = idle.pop_back() {
+        while let Some(found) = idle.iter().rposition(&wanted) {
+            let conn = idle.remove(found)?;
             if !conn.stream.is_stale() {
                 return Some(conn);
             }

@@ -243,30 +243,7 @@ impl RawConn {
     /// Connects and reads the server's greeting, nothing more: the caller sends
     /// the auth response (or anything else) itself.
     pub fn open(endpoint: &Endpoint) -> Result<RawConn, RawError> {
-        let stream = TcpStream::connect((endpoint.host.as_str(), endpoint.port))?;
-        stream.set_read_timeout(Some(DEFAULT_TIMEOUT))?;
-        stream.set_write_timeout(Some(DEFAULT_TIMEOUT))?;
-        stream.set_nodelay(true)?;
-        let mut conn = RawConn {
-            stream,
-            seq: 0,
-            greeting: Greeting {
-                server_version: String::new(),
-                connection_id: 0,
-                capabilities: 0,
-                charset: 0,
-                status: 0,
-                auth_plugin: String::new(),
-                scramble: Vec::new(),
-            },
-            capabilities: 0,
-        };
-        let first = conn.read_packet()?;
-        if let Some(err) = ServerError::parse(&first) {
-            return Err(RawError::Server(err));
-        }
-        conn.greeting = parse_greeting(&first)?;
-        Ok(conn)
+        RawConn::open_extended(endpoint).map(|(conn, _)| conn)
     }
 
     /// Sends the auth response after [`RawConn::open`] and completes the login.
@@ -280,33 +257,7 @@ impl RawConn {
         let auth = native_password(password.as_bytes(), &self.greeting.scramble);
         let response = self.auth_response(user, &auth, db, extra, NATIVE_PASSWORD);
         self.write_packet(&response)?;
-        loop {
-            let reply = self.read_packet()?;
-            match reply.first() {
-                Some(0x00) => break,
-                Some(0xff) => return Err(server_error(&reply)),
-                Some(0xfe) => {
-                    // Auth switch request: plugin name NUL, new scramble (NUL-terminated).
-                    let body = &reply[1..];
-                    let nul = body.iter().position(|&b| b == 0).unwrap_or(body.len());
-                    let plugin = String::from_utf8_lossy(&body[..nul]).into_owned();
-                    if plugin != NATIVE_PASSWORD {
-                        return Err(RawError::Protocol(format!("auth switch to {plugin}")));
-                    }
-                    let mut scramble = body.get(nul + 1..).unwrap_or_default().to_vec();
-                    if scramble.last() == Some(&0) {
-                        scramble.pop();
-                    }
-                    self.write_packet(&native_password(password.as_bytes(), &scramble))?;
-                }
-                _ => {
-                    return Err(RawError::Protocol(format!(
-                        "unexpected auth reply {reply:02x?}"
-                    )))
-                }
-            }
-        }
-        Ok(())
+        self.finish_login(password)
     }
 
     /// Sends an auth response for `user` that proposes auth plugin `plugin`
@@ -1074,7 +1025,7 @@ fn column_name(p: &[u8]) -> Result<String, RawError> {
     Ok(String::from_utf8_lossy(field).into_owned())
 }
 
-fn read_lenenc_int(p: &[u8], pos: &mut usize) -> Option<u64> {
+pub fn read_lenenc_int(p: &[u8], pos: &mut usize) -> Option<u64> {
     let first = *p.get(*pos)?;
     let width = match first {
         0..=0xfa => {
@@ -1093,9 +1044,165 @@ fn read_lenenc_int(p: &[u8], pos: &mut usize) -> Option<u64> {
     Some(u64::from_le_bytes(value))
 }
 
-fn read_lenenc_bytes<'a>(p: &'a [u8], pos: &mut usize) -> Option<&'a [u8]> {
+pub fn read_lenenc_bytes<'a>(p: &'a [u8], pos: &mut usize) -> Option<&'a [u8]> {
     let len = usize::try_from(read_lenenc_int(p, pos)?).ok()?;
     let bytes = p.get(*pos..pos.checked_add(len)?)?;
     *pos += len;
     Some(bytes)
+}
+
+// ------------------------------------------------ 64-bit (MariaDB) capabilities
+
+/// Bit 0 in MariaDB's reading: `CLIENT_MYSQL` (MySQL's `CLIENT_LONG_PASSWORD`).
+/// A MariaDB server clears it in its greeting, and a MariaDB-aware client in
+/// its auth response, to say that the extended capabilities (the upper 32
+/// bits) follow in the reserved bytes.
+pub const CLIENT_MYSQL: u64 = 1;
+/// MariaDB's extended column metadata (a data type or format name per column
+/// definition, e.g. `json`): extended capability, bit 35 of the 64.
+pub const MARIADB_CLIENT_EXTENDED_METADATA: u64 = 1 << 35;
+/// Connect attributes follow the auth plugin name in the auth response.
+pub const CLIENT_CONNECT_ATTRS: u64 = 1 << 20;
+
+impl RawConn {
+    /// Like [`RawConn::open`], also returning the greeting's capabilities as
+    /// 64 bits: with MariaDB's extended capabilities (the last four of the
+    /// ten reserved bytes) in the upper half when the greeting clears bit 0
+    /// ([`CLIENT_MYSQL`]), as MariaDB's does.
+    pub fn open_extended(endpoint: &Endpoint) -> Result<(RawConn, u64), RawError> {
+        let stream = TcpStream::connect((endpoint.host.as_str(), endpoint.port))?;
+        stream.set_read_timeout(Some(DEFAULT_TIMEOUT))?;
+        stream.set_write_timeout(Some(DEFAULT_TIMEOUT))?;
+        stream.set_nodelay(true)?;
+        let mut conn = RawConn {
+            stream,
+            seq: 0,
+            greeting: Greeting {
+                server_version: String::new(),
+                connection_id: 0,
+                capabilities: 0,
+                charset: 0,
+                status: 0,
+                auth_plugin: String::new(),
+                scramble: Vec::new(),
+            },
+            capabilities: 0,
+        };
+        let first = conn.read_packet()?;
+        if let Some(err) = ServerError::parse(&first) {
+            return Err(RawError::Server(err));
+        }
+        conn.greeting = parse_greeting(&first)?;
+        let capabilities = greeting_capabilities64(&first)?;
+        Ok((conn, capabilities))
+    }
+
+    /// Sends a HandshakeResponse41 with exactly `capabilities`, nothing
+    /// removed that the greeting did not offer (so a test can ask for what
+    /// it was not offered): the lower 32 bits in the flags field, the upper
+    /// 32 in the last four filler bytes when bit 0 ([`CLIENT_MYSQL`]) is
+    /// clear, as a MariaDB-aware client sends them. `db` goes with
+    /// CLIENT_CONNECT_WITH_DB, `attrs` (key, value) with
+    /// [`CLIENT_CONNECT_ATTRS`]. Then completes the login like
+    /// [`RawConn::login`] (auth switch to `mysql_native_password` included).
+    pub fn login_extended(
+        &mut self,
+        user: &str,
+        password: &str,
+        db: Option<&str>,
+        capabilities: u64,
+        attrs: &[(&str, &str)],
+    ) -> Result<(), RawError> {
+        let lower = capabilities as u32;
+        self.capabilities = lower;
+        let mut p = Vec::new();
+        p.extend_from_slice(&lower.to_le_bytes());
+        p.extend_from_slice(&(MAX_PAYLOAD as u32).to_le_bytes());
+        p.push(45); // utf8mb4_general_ci
+        p.extend_from_slice(&[0; 19]);
+        if capabilities & CLIENT_MYSQL == 0 {
+            p.extend_from_slice(&((capabilities >> 32) as u32).to_le_bytes());
+        } else {
+            p.extend_from_slice(&[0; 4]);
+        }
+        p.extend_from_slice(user.as_bytes());
+        p.push(0);
+        let auth = native_password(password.as_bytes(), &self.greeting.scramble);
+        if lower & CLIENT_SECURE_CONNECTION != 0 {
+            p.push(auth.len() as u8);
+            p.extend_from_slice(&auth);
+        } else {
+            p.extend_from_slice(&auth);
+            p.push(0);
+        }
+        if let Some(db) = db.filter(|_| lower & CLIENT_CONNECT_WITH_DB != 0) {
+            p.extend_from_slice(db.as_bytes());
+            p.push(0);
+        }
+        if lower & CLIENT_PLUGIN_AUTH != 0 {
+            p.extend_from_slice(NATIVE_PASSWORD.as_bytes());
+            p.push(0);
+        }
+        if capabilities & CLIENT_CONNECT_ATTRS != 0 {
+            let mut block = Vec::new();
+            for (key, value) in attrs {
+                write_lenenc_int(&mut block, key.len() as u64);
+                block.extend_from_slice(key.as_bytes());
+                write_lenenc_int(&mut block, value.len() as u64);
+                block.extend_from_slice(value.as_bytes());
+            }
+            write_lenenc_int(&mut p, block.len() as u64);
+            p.extend_from_slice(&block);
+        }
+        self.write_packet(&p)?;
+        self.finish_login(password)
+    }
+
+    /// The rest of a login after the auth response: auth switches to
+    /// `mysql_native_password` answered, until OK (or the server's ERR).
+    fn finish_login(&mut self, password: &str) -> Result<(), RawError> {
+        loop {
+            let reply = self.read_packet()?;
+            match reply.first() {
+                Some(0x00) => return Ok(()),
+                Some(0xff) => return Err(server_error(&reply)),
+                Some(0xfe) => {
+                    let body = &reply[1..];
+                    let nul = body.iter().position(|&b| b == 0).unwrap_or(body.len());
+                    let plugin = String::from_utf8_lossy(&body[..nul]).into_owned();
+                    if plugin != NATIVE_PASSWORD {
+                        return Err(RawError::Protocol(format!("auth switch to {plugin}")));
+                    }
+                    let mut scramble = body.get(nul + 1..).unwrap_or_default().to_vec();
+                    if scramble.last() == Some(&0) {
+                        scramble.pop();
+                    }
+                    self.write_packet(&native_password(password.as_bytes(), &scramble))?;
+                }
+                _ => {
+                    return Err(RawError::Protocol(format!(
+                        "unexpected auth reply {reply:02x?}"
+                    )))
+                }
+            }
+        }
+    }
+}
+
+/// A greeting's capabilities as 64 bits (see [`RawConn::open_extended`]).
+fn greeting_capabilities64(p: &[u8]) -> Result<u64, RawError> {
+    let bad = || RawError::Protocol(format!("malformed greeting {p:02x?}"));
+    let nul = p
+        .get(1..)
+        .and_then(|rest| rest.iter().position(|&b| b == 0));
+    let pos = nul.ok_or_else(bad)? + 2;
+    // Thread id, scramble part 1, filler, then what is read here.
+    let fixed = p.get(pos + 13..pos + 31).ok_or_else(bad)?;
+    let lower = u32::from_le_bytes([fixed[0], fixed[1], fixed[5], fixed[6]]);
+    let upper = if u64::from(lower) & CLIENT_MYSQL == 0 {
+        u32::from_le_bytes([fixed[14], fixed[15], fixed[16], fixed[17]])
+    } else {
+        0
+    };
+    Ok(u64::from(lower) | (u64::from(upper) << 32))
 }

@@ -161,6 +161,31 @@ impl Conn {
             .map_err(ConnError::Io)
     }
 
+    /// Ready once the peer sent something or closed, with no time limit:
+    /// an idle session watches its server connection with this, which owes
+    /// it nothing and speaks only to end the session (its `wait_timeout`,
+    /// a `KILL`, a shutdown).
+    pub fn spoke(&self) -> impl Future<Output = ()> + '_ {
+        let pending = !self.buf.is_empty();
+        std::future::poll_fn(move |cx| {
+            if pending {
+                return Poll::Ready(());
+            }
+            self.stream.readable_poll(cx).map(|_| ())
+        })
+    }
+
+    /// Ready once the peer closed its connection while it owes nothing (the
+    /// client while its response is on the way); see
+    /// [`Stream::poll_closed`]. Pending for good once the peer sent data
+    /// instead: a pipelined command, which is no close.
+    pub fn closed<'a>(&'a self, watching: &'a mut bool) -> impl Future<Output = ()> + 'a {
+        if !self.buf.is_empty() {
+            *watching = false;
+        }
+        std::future::poll_fn(move |cx| self.stream.poll_closed(cx, watching))
+    }
+
     /// Reads one logical packet.
     pub async fn read_packet(&mut self) -> Result<RawPacket, ConnError> {
         self.read_packet_checked(None).await

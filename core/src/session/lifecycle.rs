@@ -13,8 +13,11 @@ use mysql_proxy_plugin_abi::{
     PoolReset, QueryDecision, Response, SessionState, SqlError,
 };
 use mysql_proxy_protocol::codec::{self, HEADER_LEN};
-use mysql_proxy_protocol::constants::{CapabilityFlags, Command, StatusFlags};
-use mysql_proxy_protocol::packets::{HandshakeResponse41, HandshakeV10};
+use mysql_proxy_protocol::constants::{CapabilityFlags, Command, StatusFlags, ERR_HEADER};
+use mysql_proxy_protocol::lenenc::put_lenenc_bytes;
+use mysql_proxy_protocol::packets::{
+    AuthSwitchRequest, HandshakeResponse41, HandshakeV10, SslRequest,
+};
 use mysql_proxy_protocol::tracker::ResponseTracker;
 
 use super::conn::{Conn, ConnError, RawPacket};
@@ -31,17 +34,44 @@ use crate::sessions::SessionRegistration;
 /// Capabilities the proxy never lets client and server negotiate: TLS and
 /// compression are not relayed, and MariaDB's progress reports and metadata
 /// caching (and MySQL's optional metadata) change the shape of responses the
-/// relay tracks.
-/// Capabilities also masked while the connection pool is on (see
-/// `read_handshake`).
-const POOL_MASKED_CAPABILITIES: u64 =
-    CapabilityFlags::DEPRECATE_EOF.0 | CapabilityFlags::SESSION_TRACK.0;
+/// relay tracks. They are removed from the greeting the client sees and
+/// from the login the server receives, so that a client that sets one
+/// anyway still gets a plain session.
+const MASKED_CAPABILITIES: CapabilityFlags = CapabilityFlags(
+    CapabilityFlags::SSL.0
+        | CapabilityFlags::COMPRESS.0
+        | CapabilityFlags::ZSTD_COMPRESSION.0
+        | CapabilityFlags::MARIADB_CLIENT_PROGRESS.0
+        | CapabilityFlags::MARIADB_CLIENT_CACHE_METADATA.0
+        | CapabilityFlags::OPTIONAL_RESULTSET_METADATA.0,
+);
 
-const MASKED_CAPABILITIES: u64 = CapabilityFlags::SSL.0
-    | CapabilityFlags::COMPRESS.0
-    | CapabilityFlags::MARIADB_CLIENT_PROGRESS.0
-    | CapabilityFlags::MARIADB_CLIENT_CACHE_METADATA.0
-    | CapabilityFlags::OPTIONAL_RESULTSET_METADATA.0;
+/// Capabilities also masked while the connection pool is on: they change
+/// the format of responses (or, for query attributes, of commands), and a
+/// pooled connection keeps what its first client negotiated, so one client
+/// would get another's format.
+const POOL_MASKED_CAPABILITIES: CapabilityFlags = CapabilityFlags(
+    CapabilityFlags::DEPRECATE_EOF.0
+        | CapabilityFlags::SESSION_TRACK.0
+        | CapabilityFlags::MARIADB_CLIENT_EXTENDED_METADATA.0
+        | CapabilityFlags::MARIADB_CLIENT_BULK_UNIT_RESULTS.0
+        | CapabilityFlags::QUERY_ATTRIBUTES.0,
+);
+
+/// Capabilities that set how the server behaves for the whole life of a
+/// connection (COM_CHANGE_USER keeps them): affected-row counts (found
+/// rows), LOAD DATA LOCAL, multiple results, ... With the pool on, a pooled
+/// connection is given only to a client that asked for the same ones.
+/// CLIENT_MULTI_STATEMENTS is not among them: COM_SET_OPTION sets it.
+const CONNECTION_BOUND_CAPABILITIES: CapabilityFlags = CapabilityFlags(
+    CapabilityFlags::FOUND_ROWS.0
+        | CapabilityFlags::LOCAL_FILES.0
+        | CapabilityFlags::IGNORE_SPACE.0
+        | CapabilityFlags::INTERACTIVE.0
+        | CapabilityFlags::MULTI_RESULTS.0
+        | CapabilityFlags::PS_MULTI_RESULTS.0
+        | CapabilityFlags::MARIADB_CLIENT_STMT_BULK_OPERATIONS.0,
+);
 
 /// The phases of a connection.
 enum Phase {
@@ -173,6 +203,9 @@ pub(super) struct Session {
     /// True while the session waits for the next client command: the only
     /// moment its server connection may be pooled.
     at_rest: bool,
+    /// Set when the client's login asked for compression that was not
+    /// offered, until its first command shows whether it compresses.
+    check_compression: bool,
     logger: slog::Logger,
 }
 
@@ -200,6 +233,7 @@ impl Session {
             greeting_frame: Bytes::new(),
             login: None,
             at_rest: false,
+            check_compression: false,
             logger,
         }
     }
@@ -282,73 +316,97 @@ impl Session {
                 slog::error!(self.logger, "Cannot connect, all backends are down.");
                 return Err(SessionError::NoBackend);
             };
-            let lease = match self.take_pooled(lease) {
+            let lease = match self.take_pooled(lease, None) {
                 Ok(server) => return Ok(server),
                 Err(lease) => lease,
             };
-            let backend = lease.backend();
-            let timeout = self.context.connect_timeout;
-            let attempt = tokio::time::timeout(timeout, async {
-                let stream = Stream::connect(&backend.addr)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let mut conn = Conn::new(
-                    stream,
-                    self.context.read_timeout,
-                    self.context.write_timeout,
-                    self.context.max_packet_size,
-                );
-                let greeting = conn.read_packet().await.map_err(|e| match e {
-                    ConnError::Closed => "closed before sending its handshake".to_string(),
-                    ConnError::Timeout => "no handshake".to_string(),
-                    other => format!("bad handshake: {other}"),
-                })?;
-                if greeting.first_byte() == Some(0xff) {
-                    // E.g. 1040 "Too many connections": another backend may
-                    // take the client.
-                    return Err(format!(
-                        "refused the connection ({})",
-                        crate::health::error_text(&greeting.payload)
-                    ));
-                }
-                Ok::<_, String>((conn, greeting))
-            });
-            let failure = match attempt.await {
-                Ok(Ok((conn, greeting))) => {
-                    BackendCounters::add(&backend.counters.connects, 1);
-                    backend.mark_up("client connected");
-                    return Ok(Server {
-                        conn,
-                        lease,
-                        greeting: Some(greeting),
-                        pooled: None,
-                        auth_seq_shift: 0,
-                        logged_in: false,
-                        login_sent: false,
-                        auth_reply_due: None,
-                    });
-                }
-                Ok(Err(reason)) => reason,
-                Err(_) => format!(
-                    "no connection and handshake within {} ms",
-                    timeout.as_millis()
-                ),
-            };
-            BackendCounters::add(&backend.counters.connect_failures, 1);
-            backend.mark_down(&format!("connect failed: {failure}"));
-            self.failed_backends.push(backend.ndx);
+            let backend = Arc::clone(lease.backend());
+            match self.open_connection(lease).await {
+                Some(server) => return Ok(server),
+                None => self.failed_backends.push(backend.ndx),
+            }
         }
     }
 
+    /// Connects to the leased backend and reads its handshake within the
+    /// connect timeout. A failure marks the backend down.
+    async fn open_connection(&self, lease: BackendLease) -> Option<Server> {
+        let backend = lease.backend();
+        let timeout = self.context.connect_timeout;
+        let attempt = tokio::time::timeout(timeout, async {
+            let stream = Stream::connect(&backend.addr)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut conn = Conn::new(
+                stream,
+                self.context.read_timeout,
+                self.context.write_timeout,
+                self.context.max_packet_size,
+            );
+            let greeting = conn.read_packet().await.map_err(|e| match e {
+                ConnError::Closed => "closed before sending its handshake".to_string(),
+                ConnError::Timeout => "no handshake".to_string(),
+                other => format!("bad handshake: {other}"),
+            })?;
+            if greeting.first_byte() == Some(ERR_HEADER) {
+                // E.g. 1040 "Too many connections": another backend may
+                // take the client.
+                return Err(format!(
+                    "refused the connection ({})",
+                    crate::health::error_text(&greeting.payload)
+                ));
+            }
+            Ok::<_, String>((conn, greeting))
+        });
+        let failure = match attempt.await {
+            Ok(Ok((conn, greeting))) => {
+                BackendCounters::add(&backend.counters.connects, 1);
+                backend.mark_up("client connected");
+                return Some(Server {
+                    conn,
+                    lease,
+                    greeting: Some(greeting),
+                    pooled: None,
+                    auth_seq_shift: 0,
+                    logged_in: false,
+                    login_sent: false,
+                    auth_reply_due: None,
+                });
+            }
+            Ok(Err(reason)) => reason,
+            Err(_) => format!(
+                "no connection and handshake within {} ms",
+                timeout.as_millis()
+            ),
+        };
+        BackendCounters::add(&backend.counters.connect_failures, 1);
+        backend.mark_down(&format!("connect failed: {failure}"));
+        None
+    }
+
     /// A connection from the leased backend's pool, if the pool is on and
-    /// has a live one; else the lease back.
-    fn take_pooled(&self, lease: BackendLease) -> Result<Server, BackendLease> {
+    /// has a live one (with `bound` capabilities, when given: see
+    /// [`CONNECTION_BOUND_CAPABILITIES`]); else the lease back.
+    fn take_pooled(
+        &self,
+        lease: BackendLease,
+        bound: Option<CapabilityFlags>,
+    ) -> Result<Server, BackendLease> {
         let spec = &self.context.pool;
         if spec.max_idle == 0 {
             return Err(lease);
         }
         let backend = lease.backend();
-        let Some(pooled) = backend.pool.take(spec) else {
+        let pooled = match bound {
+            None => backend.pool.take(spec),
+            Some(bound) => backend.pool.take_matching(spec, |pooled| {
+                pooled
+                    .capabilities
+                    .intersection(CONNECTION_BOUND_CAPABILITIES)
+                    == bound
+            }),
+        };
+        let Some(pooled) = pooled else {
             return Err(lease);
         };
         let Ok(stream) = pooled.stream.resume() else {
@@ -421,6 +479,16 @@ impl Session {
         self.state.server_version = text(&greeting.server_version);
     }
 
+    /// The capabilities client and server must not negotiate through this
+    /// session (see [`MASKED_CAPABILITIES`]).
+    fn masked_capabilities(&self) -> CapabilityFlags {
+        if self.context.pool.max_idle > 0 {
+            MASKED_CAPABILITIES | POOL_MASKED_CAPABILITIES
+        } else {
+            MASKED_CAPABILITIES
+        }
+    }
+
     /// `read_handshake`: the backend's greeting, with the capabilities the
     /// proxy cannot relay removed.
     async fn read_handshake(&mut self) -> Phase {
@@ -448,18 +516,7 @@ impl Session {
                 }))
             }
         };
-        greeting
-            .capabilities
-            .remove(CapabilityFlags(MASKED_CAPABILITIES));
-        if self.context.pool.max_idle > 0 {
-            // COM_CHANGE_USER does not renegotiate capabilities: a pooled
-            // connection keeps the result format of its first client, so
-            // with the pool on, the formats that differ between clients
-            // are not negotiated at all.
-            greeting
-                .capabilities
-                .remove(CapabilityFlags(POOL_MASKED_CAPABILITIES));
-        }
+        greeting.capabilities.remove(self.masked_capabilities());
         self.adopt_greeting(&greeting);
         let payload = greeting.to_bytes();
         let decision = known(
@@ -507,6 +564,15 @@ impl Session {
             Err(error) => return Phase::Disconnect(Some(client_error(error))),
         };
         self.stage = ClientStage::Expecting(packet.last_seq.wrapping_add(1));
+        if packet.payload.len() == SslRequest::LEN
+            && SslRequest::decode(&packet.payload)
+                .is_ok_and(|request| request.capabilities.contains(CapabilityFlags::SSL))
+        {
+            // An SSLRequest although the greeting offered no TLS: refused as
+            // a server without TLS refuses it. (A full login with the flag
+            // set is no request for TLS: the flag is masked like the others.)
+            return Phase::Disconnect(Some(SessionError::ClientTlsNotOffered));
+        }
         let auth = match HandshakeResponse41::decode(&packet.payload) {
             Ok(auth) => auth,
             Err(error) => {
@@ -522,11 +588,12 @@ impl Session {
                 .await;
             return Phase::Disconnect(None);
         }
-        if auth.capabilities.contains(CapabilityFlags::SSL) {
-            return Phase::Disconnect(Some(SessionError::ClientProtocol(
-                "TLS was not offered".to_string(),
-            )));
-        }
+        // A client that sets COMPRESS although it was not offered may
+        // compress anyway (Connector/Python does): its first command tells.
+        self.check_compression = auth.capabilities.contains(CapabilityFlags::COMPRESS)
+            && !self
+                .greeting_capabilities
+                .contains(CapabilityFlags::COMPRESS);
         self.capabilities = CapabilityFlags(auth.capabilities.0 & self.greeting_capabilities.0);
         self.state.client_capabilities = auth.capabilities.0;
         self.state.username = text(&auth.username);
@@ -537,18 +604,7 @@ impl Session {
             self.hooks
                 .read_auth(&mut self.state, packet.payload.as_ref().into()),
         );
-        self.login = Some(Login {
-            greeting: self.greeting_frame.clone(),
-            // Copies: slices would keep the whole read buffer they were cut
-            // from alive for the life of the session.
-            username: Bytes::copy_from_slice(&auth.username),
-            auth_response: Bytes::copy_from_slice(&auth.auth_response),
-            // A pooled connection keeps what its first client negotiated.
-            capabilities: match self.server.as_ref().and_then(|s| s.pooled.as_ref()) {
-                Some(pooled) => pooled.capabilities,
-                None => self.capabilities,
-            },
-        });
+        self.note_login(self.greeting_frame.clone(), &auth);
         let to_server = match decision {
             Err(error) => return self.refuse(error).await,
             Ok(Some(AuthDecision::Forward)) if self.is_pooled() => {
@@ -563,15 +619,18 @@ impl Session {
                     )))),
                 };
             }
+            Ok(Some(AuthDecision::Forward))
+                if auth.capabilities.intersects(self.masked_capabilities()) =>
+            {
+                let mut payload = packet.payload.to_vec();
+                HandshakeResponse41::remove_capabilities(&mut payload, self.masked_capabilities());
+                frame(packet.seq, &payload)
+            }
             Ok(Some(AuthDecision::Forward)) => packet.raw.clone(),
             Ok(Some(AuthDecision::Rewrite(bytes))) => {
-                let mut framed = bytes::BytesMut::new();
-                mysql_proxy_protocol::codec::encode_packet(
-                    packet.seq,
-                    bytes.as_slice(),
-                    &mut framed,
-                );
-                framed.freeze()
+                let mut payload = bytes.into_vec();
+                HandshakeResponse41::remove_capabilities(&mut payload, self.masked_capabilities());
+                frame(packet.seq, &payload)
             }
             Ok(Some(AuthDecision::Reply(response))) => {
                 if self.is_pooled() {
@@ -606,6 +665,23 @@ impl Session {
         Phase::ReadAuthResult
     }
 
+    /// Records the client's login on the server connection: what the pool
+    /// files the connection under if it is pooled later.
+    fn note_login(&mut self, greeting: Bytes, auth: &HandshakeResponse41) {
+        self.login = Some(Login {
+            greeting,
+            // Copies: slices would keep the whole read buffer they were cut
+            // from alive for the life of the session.
+            username: Bytes::copy_from_slice(&auth.username),
+            auth_response: Bytes::copy_from_slice(&auth.auth_response),
+            // A pooled connection keeps what its first client negotiated.
+            capabilities: match self.server.as_ref().and_then(|s| s.pooled.as_ref()) {
+                Some(pooled) => pooled.capabilities,
+                None => self.capabilities,
+            },
+        });
+    }
+
     fn is_pooled(&self) -> bool {
         self.server.as_ref().is_some_and(|s| s.pooled.is_some())
     }
@@ -614,13 +690,167 @@ impl Session {
     /// credentials (the server checks them and resets the session), or,
     /// with `--proxy-pool-no-change-user`, a local check against the
     /// connection's own login (the session was reset when it was pooled).
+    ///
+    /// A connection opened by a client with other connection-bound
+    /// capabilities is first exchanged for one that matches.
     async fn pooled_login(&mut self, auth: &HandshakeResponse41, auth_seq: u8) -> Phase {
+        let bound = self
+            .capabilities
+            .intersection(CONNECTION_BOUND_CAPABILITIES);
+        let mismatch = self
+            .server
+            .as_ref()
+            .and_then(|s| s.pooled.as_ref())
+            .is_some_and(|p| p.capabilities.intersection(CONNECTION_BOUND_CAPABILITIES) != bound);
+        // A client without plugin auth cannot be asked for another answer:
+        // it keeps the connection it was greeted by.
+        if mismatch && self.capabilities.contains(CapabilityFlags::PLUGIN_AUTH) {
+            let (auth, auth_seq) = match self.change_connection(auth, auth_seq, bound).await {
+                Ok(answered) => answered,
+                Err(phase) => return phase,
+            };
+            return if self.is_pooled() {
+                self.log_in_pooled(&auth, auth_seq).await
+            } else {
+                self.send_login(auth, auth_seq).await
+            };
+        }
+        self.log_in_pooled(auth, auth_seq).await
+    }
+
+    /// Puts the pooled connection the client was greeted by back, and takes
+    /// one with the client's connection-bound capabilities `bound` from
+    /// the pool, or opens a new one. Its server greeted with another
+    /// challenge than the one the client answered, so the client is asked
+    /// to answer that one: an auth switch request naming the connection's
+    /// auth plugin, with its challenge. Returns the client's login with the
+    /// new answer, and that answer's sequence id.
+    async fn change_connection(
+        &mut self,
+        auth: &HandshakeResponse41,
+        auth_seq: u8,
+        bound: CapabilityFlags,
+    ) -> Result<(HandshakeResponse41, u8), Phase> {
+        let Some(greeted_by) = self.server.take() else {
+            return Err(Phase::Disconnect(Some(SessionError::NoServerConnection)));
+        };
+        let backend = Arc::clone(greeted_by.lease.backend());
+        if let Some(mut unused) = self.park(greeted_by).await {
+            let _ = health::quit(&mut unused.conn).await;
+        }
+        let mut server =
+            match self.take_pooled(BackendLease::new(Arc::clone(&backend)), Some(bound)) {
+                Ok(server) => server,
+                Err(lease) => match self.open_connection(lease).await {
+                    Some(server) => server,
+                    None => return Err(Phase::Disconnect(Some(SessionError::NoBackend))),
+                },
+            };
+        slog::debug!(
+            self.logger,
+            "login moved to another connection to {} (connection-bound capabilities differ)",
+            backend.name
+        );
+        let greeted = server.greeting.take();
+        let greeting_frame = match &server.pooled {
+            Some(pooled) => pooled.greeting.clone(),
+            None => greeted.as_ref().map(|g| g.raw.clone()).unwrap_or_default(),
+        };
+        let greeting = greeted.and_then(|g| HandshakeV10::decode(&g.payload).ok());
+        self.server = Some(server);
+        let Some(greeting) = greeting else {
+            return Err(Phase::Disconnect(Some(SessionError::BackendProtocol {
+                backend: backend.name.clone(),
+                message: "bad handshake".to_string(),
+            })));
+        };
+        let plugin = greeting
+            .auth_plugin_name
+            .unwrap_or_else(|| Bytes::from_static(b"mysql_native_password"));
+        let mut challenge = BytesMut::from(&greeting.auth_plugin_data[..]);
+        challenge.extend_from_slice(&[0]);
+        let switch = AuthSwitchRequest {
+            plugin_name: plugin.clone(),
+            plugin_data: challenge.freeze(),
+        };
+        let seq = auth_seq.wrapping_add(1);
+        let asked = self.client.send_payloads(seq, &[switch.to_bytes()]).await;
+        let answer = match asked {
+            Ok(next) => self.client.read_packet_numbered(next).await,
+            Err(error) => Err(error),
+        }
+        .map_err(|error| Phase::Disconnect(Some(client_error(error))))?;
+        self.stage = ClientStage::Expecting(answer.last_seq.wrapping_add(1));
+        let mut answered = auth.clone();
+        answered.auth_response = answer.payload;
+        answered.auth_plugin_name = Some(plugin);
+        self.note_login(greeting_frame, &answered);
+        Ok((answered, answer.last_seq))
+    }
+
+    /// Sends the client's login to a new server connection, whose sequence
+    /// starts at 1 where the client's continues from `auth_seq`.
+    async fn send_login(&mut self, mut auth: HandshakeResponse41, auth_seq: u8) -> Phase {
+        auth.capabilities.remove(self.masked_capabilities());
+        let Some(server) = self.server.as_mut() else {
+            return Phase::Disconnect(Some(SessionError::NoServerConnection));
+        };
+        server.login_sent = true;
+        if let Err(error) = server.conn.write_all(&frame(1, &auth.to_bytes())).await {
+            return Phase::Disconnect(Some(server.error(error)));
+        }
+        server.auth_seq_shift = auth_seq.wrapping_sub(1);
+        Phase::ReadAuthResult
+    }
+
+    /// `pooled_login` on a connection with the client's connection-bound
+    /// capabilities.
+    async fn log_in_pooled(&mut self, auth: &HandshakeResponse41, auth_seq: u8) -> Phase {
         let Some(server) = self.server.as_mut() else {
             return Phase::Disconnect(Some(SessionError::NoServerConnection));
         };
         let Some(pooled) = server.pooled.clone() else {
             return Phase::Disconnect(Some(SessionError::NoServerConnection));
         };
+        // Multi-statements follow the client: COM_SET_OPTION when the
+        // connection's first client (or its last) chose otherwise. The
+        // option outlives COM_CHANGE_USER.
+        let wanted = self
+            .capabilities
+            .contains(CapabilityFlags::MULTI_STATEMENTS);
+        if pooled
+            .capabilities
+            .contains(CapabilityFlags::MULTI_STATEMENTS)
+            != wanted
+        {
+            let option = if wanted {
+                MULTI_STATEMENTS_ON
+            } else {
+                MULTI_STATEMENTS_OFF
+            };
+            let mut set_option = vec![Command::SetOption as u8];
+            set_option.extend_from_slice(&option.to_le_bytes());
+            server.login_sent = true;
+            match server_command(&mut server.conn, &set_option).await {
+                Ok(reply) if reply.first_byte() != Some(ERR_HEADER) => {
+                    if let Some(login) = self.login.as_mut() {
+                        login
+                            .capabilities
+                            .set(CapabilityFlags::MULTI_STATEMENTS, wanted);
+                    }
+                }
+                Ok(reply) => {
+                    return Phase::Disconnect(Some(SessionError::BackendProtocol {
+                        backend: server.name().to_string(),
+                        message: format!(
+                            "COM_SET_OPTION refused: {}",
+                            health::error_text(&reply.payload)
+                        ),
+                    }))
+                }
+                Err(error) => return Phase::Disconnect(Some(server.error(error))),
+            }
+        }
         match self.context.pool.reset {
             PoolReset::ResetConnection => {
                 if pooled.username != auth.username || pooled.auth_response != auth.auth_response {
@@ -750,13 +980,33 @@ impl Session {
             if let Some(server) = self.server.as_mut() {
                 server.conn.release_idle_buffer();
             }
-            match registration
-                .unless_shutting_down(self.client.readable())
-                .await
-            {
+            let woken = match &self.server {
+                // The server connection is watched too: a server that ends
+                // the session (its wait_timeout, a KILL, a restart) must
+                // close the client's connection at once, as it would close
+                // a direct client's, not at the client's next command.
+                Some(server) => {
+                    let either = async {
+                        tokio::select! {
+                            biased;
+                            ready = self.client.readable() => relay::Either::Client(ready),
+                            () = server.conn.spoke() => relay::Either::Server(()),
+                        }
+                    };
+                    registration.unless_shutting_down(either).await
+                }
+                None => registration
+                    .unless_shutting_down(self.client.readable())
+                    .await
+                    .map(relay::Either::Client),
+            };
+            match woken {
                 None => return Phase::Disconnect(None),
-                Some(Err(error)) => return Phase::Disconnect(Some(client_error(error))),
-                Some(Ok(())) => {}
+                Some(relay::Either::Client(Err(error))) => {
+                    return Phase::Disconnect(Some(client_error(error)))
+                }
+                Some(relay::Either::Client(Ok(()))) => {}
+                Some(relay::Either::Server(())) => return self.server_ended_session().await,
             }
             self.at_rest = true;
             // A command starts a new exchange: sequence id 0, answered from 1.
@@ -766,6 +1016,9 @@ impl Session {
                 Err(error) => return Phase::Disconnect(Some(client_error(error))),
             };
             self.stage = ClientStage::Expecting(packet.last_seq.wrapping_add(1));
+            if std::mem::take(&mut self.check_compression) && is_compressed_frame(&packet.payload) {
+                return self.refuse_compression().await;
+            }
             let command = packet.first_byte();
             if command == Some(Command::Quit as u8) && self.context.pool.max_idle > 0 {
                 // Keep the server connection for the next client instead of
@@ -781,6 +1034,57 @@ impl Session {
                 return Phase::Disconnect(None);
             }
         }
+    }
+
+    /// The client speaks the compressed protocol, which its greeting did not
+    /// offer: it is told so in a frame it can read (a compressed frame
+    /// carrying the ERR uncompressed), and the connection ends. Clients that
+    /// honour the greeting never get here: they have a plain session.
+    async fn refuse_compression(&mut self) -> Phase {
+        let error = SqlError::new(
+            1235,
+            "42000",
+            "(proxy) the compressed protocol is not supported yet: connect without compression",
+        );
+        let mut inner = BytesMut::new();
+        codec::encode_packet(1, &reply::error_payload(&error, true), &mut inner);
+        let mut framed = BytesMut::with_capacity(inner.len() + COMPRESSED_HEADER_LEN);
+        // Compressed length, compressed sequence id, uncompressed length (0:
+        // the payload is not compressed).
+        framed.extend_from_slice(&u32::try_from(inner.len()).unwrap_or(0).to_le_bytes()[..3]);
+        framed.extend_from_slice(&[1, 0, 0, 0]);
+        framed.extend_from_slice(&inner);
+        let _ = self.client.write_all(&framed).await;
+        self.stage = ClientStage::MidResponse;
+        Phase::Disconnect(Some(SessionError::ClientCompressed))
+    }
+
+    /// The server spoke or closed while the session was idle: it ended the
+    /// session. What it said (an ERR, e.g. MariaDB's notice of a timeout)
+    /// is passed on to the client, whose connection is then closed.
+    async fn server_ended_session(&mut self) -> Phase {
+        let Some(server) = self.server.as_mut() else {
+            return Phase::Disconnect(None);
+        };
+        // A server that ends a session sends at most one packet, and has
+        // sent it already; a partial one is not waited for long.
+        let said = tokio::time::timeout(self.context.connect_timeout, server.conn.read_packet());
+        let detail = match said.await {
+            Ok(Ok(packet)) if packet.first_byte() == Some(ERR_HEADER) => {
+                let _ = self.client.write_all(&packet.raw).await;
+                format!("sent {}", crate::health::error_text(&packet.payload))
+            }
+            Ok(Ok(packet)) => format!(
+                "sent an unexpected packet (0x{:02x})",
+                packet.first_byte().unwrap_or(0)
+            ),
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => "sent an incomplete packet".to_string(),
+        };
+        Phase::Disconnect(Some(SessionError::BackendEndedSession {
+            backend: server.name().to_string(),
+            detail,
+        }))
     }
 
     /// One client command: `read_query` decides, then the command is
@@ -858,6 +1162,15 @@ impl Session {
             Some((&code, rest)) if code == Command::ChangeUser as u8 => {
                 let user = rest.split(|&b| b == 0).next().unwrap_or_default();
                 self.state.username = text(user);
+            }
+            Some((&code, [low, high, ..])) if code == Command::SetOption as u8 => {
+                // The pool must know the connection's multi-statements option.
+                let on = u16::from_le_bytes([*low, *high]) == MULTI_STATEMENTS_ON;
+                if let Some(login) = self.login.as_mut() {
+                    login
+                        .capabilities
+                        .set(CapabilityFlags::MULTI_STATEMENTS, on);
+                }
             }
             _ => {}
         }
@@ -944,7 +1257,7 @@ impl Session {
     /// hook, and drop both sockets (the backend lease goes with them).
     async fn disconnect(&mut self, reason: Option<SessionError>) {
         if let Some(error) = &reason {
-            if error.fault() == crate::error::Fault::Backend {
+            if error.fault() == crate::error::Fault::Backend && !error.is_routine() {
                 if let Some(server) = &self.server {
                     BackendCounters::add(&server.lease.backend().counters.errors, 1);
                 }
@@ -1074,6 +1387,41 @@ fn text(bytes: &[u8]) -> RString {
     }
 }
 
+/// The header of a frame of the compressed protocol: compressed length (3
+/// bytes), sequence id, uncompressed length (3 bytes).
+const COMPRESSED_HEADER_LEN: usize = 7;
+
+/// Whether a command packet read as plain is in fact a frame of the
+/// compressed protocol. Read as plain, the frame's compressed length was
+/// taken for a packet length, so the payload is the 3-byte uncompressed
+/// length followed by the first bytes of the frame's content: uncompressed
+/// (length 0), one packet with sequence id 0 as long as the payload; else a
+/// zlib stream (its two header bytes are checked as zlib checks them).
+fn is_compressed_frame(payload: &[u8]) -> bool {
+    let (Some(uncompressed), Some(rest)) = (payload.get(..3), payload.get(3..)) else {
+        return false;
+    };
+    if uncompressed == [0, 0, 0] {
+        return codec::parse_header(rest)
+            .is_some_and(|(len, seq)| seq == 0 && len + HEADER_LEN == payload.len());
+    }
+    match rest {
+        [cmf, flg, ..] => cmf & 0x0f == 8 && (u16::from(*cmf) << 8 | u16::from(*flg)) % 31 == 0,
+        _ => false,
+    }
+}
+
+/// COM_SET_OPTION's arguments.
+const MULTI_STATEMENTS_ON: u16 = 0;
+const MULTI_STATEMENTS_OFF: u16 = 1;
+
+/// One packet framed with sequence id `seq`.
+fn frame(seq: u8, payload: &[u8]) -> Bytes {
+    let mut framed = BytesMut::with_capacity(payload.len() + HEADER_LEN);
+    codec::encode_packet(seq, payload, &mut framed);
+    framed.freeze()
+}
+
 /// Sends the proxy's own command to a server at rest and reads the first
 /// packet of its answer (all there is for the commands used here: OK or ERR).
 async fn server_command(conn: &mut Conn, payload: &[u8]) -> Result<RawPacket, ConnError> {
@@ -1106,9 +1454,14 @@ fn change_user_payload(auth: &HandshakeResponse41, capabilities: CapabilityFlags
         payload.push(0);
     }
     if capabilities.contains(CapabilityFlags::CONNECT_ATTRS) {
-        // An empty attribute block: the new client's attributes describe
-        // a connection it does not have.
-        payload.push(0);
+        // The client's own attributes (MariaDB records them anew for the
+        // session; an empty block when the client sent none).
+        let mut attributes = BytesMut::new();
+        put_lenenc_bytes(
+            &mut attributes,
+            auth.connect_attrs.as_deref().unwrap_or_default(),
+        );
+        payload.extend_from_slice(&attributes);
     }
     payload
 }

@@ -93,6 +93,7 @@ pub(super) async fn relay_response(
     // Bytes of the current packet's payload not yet passed through.
     let mut pending_body = 0usize;
     let mut step = Step::More;
+    let mut watching_client = true;
     loop {
         let buf = &server.conn.buf;
         let mut pos = 0usize;
@@ -182,7 +183,16 @@ pub(super) async fn relay_response(
                 Step::More => {}
             }
         }
-        server.conn.fill().await.map_err(|e| server.error(e))?;
+        // The client owes nothing while its response is on the way: if it
+        // closes meanwhile, the session ends at once rather than when the
+        // server answers (which may be never).
+        tokio::select! {
+            biased;
+            filled = server.conn.fill() => {
+                filled.map_err(|e| server.error(e))?;
+            }
+            () = client.closed(&mut watching_client) => return Err(SessionError::ClientClosed),
+        }
     }
 }
 

@@ -89,10 +89,50 @@ impl Stream {
     /// future joins and leaves a list of waiters under a lock each time:
     /// an idle session waits like this before every command.
     pub fn readable(&self) -> impl Future<Output = io::Result<()>> + '_ {
-        poll_fn(move |cx| match self {
+        poll_fn(move |cx| self.readable_poll(cx))
+    }
+
+    /// The poll behind [`Stream::readable`].
+    pub fn readable_poll(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
             Stream::Tcp(stream) => stream.poll_read_ready(cx),
             Stream::Unix(stream) => stream.poll_read_ready(cx),
-        })
+        }
+    }
+
+    /// Ready once the peer closed the connection (or it failed), while the
+    /// peer owes nothing: the client while its response is on the way.
+    /// Data the peer sends meanwhile (a pipelined command) is left where it
+    /// is, and the watch ends for `watching` (it stays pending from then on).
+    pub fn poll_closed(&self, cx: &mut Context<'_>, watching: &mut bool) -> Poll<()> {
+        while *watching {
+            match self.readable_poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(_)) => return Poll::Ready(()),
+                Poll::Ready(Ok(())) => {}
+            }
+            // Readable: end of stream, an error, or data. Looked at without
+            // taking it; `WouldBlock` clears the readiness and waits again.
+            let peek = || peek_byte(self.as_raw_fd());
+            let peeked = match self {
+                Stream::Tcp(stream) => stream.try_io(Interest::READABLE, peek),
+                Stream::Unix(stream) => stream.try_io(Interest::READABLE, peek),
+            };
+            match peeked {
+                Ok(0) => return Poll::Ready(()),
+                Ok(_) => *watching = false,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return Poll::Ready(()),
+            }
+        }
+        Poll::Pending
+    }
+
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        match self {
+            Stream::Tcp(stream) => stream.as_raw_fd(),
+            Stream::Unix(stream) => stream.as_raw_fd(),
+        }
     }
 
     /// Unregisters the socket from this event thread, for the pool.
@@ -181,17 +221,23 @@ impl ParkedStream {
             ParkedStream::Tcp(stream) => stream.as_raw_fd(),
             ParkedStream::Unix(stream) => stream.as_raw_fd(),
         };
-        let mut probe = [0u8; 1];
-        // SAFETY: `probe` is a valid buffer of the length given; MSG_PEEK
-        // leaves the socket's data where it is.
-        let n = unsafe {
-            libc::recv(
-                fd,
-                probe.as_mut_ptr().cast(),
-                probe.len(),
-                libc::MSG_PEEK | libc::MSG_DONTWAIT,
-            )
-        };
-        !(n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock)
+        !matches!(peek_byte(fd), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
+}
+
+/// Looks at whether a non-blocking socket has a byte to read, without
+/// taking it: `Ok(0)` at end of stream, `WouldBlock` when nothing came.
+fn peek_byte(fd: std::os::fd::RawFd) -> io::Result<usize> {
+    let mut probe = [0u8; 1];
+    // SAFETY: `probe` is a valid buffer of the length given; MSG_PEEK leaves
+    // the socket's data where it is.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            probe.as_mut_ptr().cast(),
+            probe.len(),
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
 }

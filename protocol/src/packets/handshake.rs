@@ -549,6 +549,27 @@ impl HandshakeResponse41 {
         out.freeze()
     }
 
+    /// Removes `flags` from the capabilities of an encoded response (an
+    /// `SSLRequest` too: they share the prefix), in place and leaving every
+    /// other byte as it is; returns whether any of them was set. The
+    /// extended (MariaDB) half lives in the filler only when `CLIENT_MYSQL`
+    /// is cleared, which this never changes.
+    pub fn remove_capabilities(payload: &mut [u8], flags: CapabilityFlags) -> bool {
+        let mut changed = false;
+        let mut clear = |field: Option<&mut [u8]>, mask: u32| {
+            let field = field.and_then(|f| <&mut [u8; 4]>::try_from(f).ok())?;
+            let value = u32::from_le_bytes(*field);
+            changed |= value & mask != 0;
+            *field = (value & !mask).to_le_bytes();
+            Some(value)
+        };
+        let lower = clear(payload.get_mut(..4), flags.lower32());
+        if lower.is_some_and(|lower| lower & CapabilityFlags::CLIENT_MYSQL.lower32() == 0) {
+            clear(payload.get_mut(28..32), flags.upper32());
+        }
+        changed
+    }
+
     /// Decoded connection attributes (`_client_name`, `program_name`, ...).
     pub fn connect_attrs(&self) -> Result<Vec<(Bytes, Bytes)>, DecodeError> {
         match &self.connect_attrs {
@@ -668,6 +689,63 @@ impl AuthMoreData {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn removing_capabilities_changes_only_their_bits() {
+        let masked = CapabilityFlags::COMPRESS
+            | CapabilityFlags::SSL
+            | CapabilityFlags::MARIADB_CLIENT_PROGRESS;
+        for client_mysql in [false, true] {
+            let mut caps = CapabilityFlags::PROTOCOL_41
+                | CapabilityFlags::SECURE_CONNECTION
+                | CapabilityFlags::PLUGIN_AUTH
+                | CapabilityFlags::COMPRESS
+                | CapabilityFlags::MARIADB_CLIENT_PROGRESS
+                | CapabilityFlags::MARIADB_CLIENT_STMT_BULK_OPERATIONS;
+            if client_mysql {
+                caps |= CapabilityFlags::CLIENT_MYSQL;
+            }
+            let response = HandshakeResponse41 {
+                capabilities: caps,
+                max_packet_size: 1 << 24,
+                character_set: 45,
+                filler: [0; 23],
+                username: Bytes::from_static(b"app"),
+                auth_response: Bytes::from_static(&[7; 20]),
+                database: None,
+                auth_plugin_name: Some(Bytes::from_static(b"mysql_native_password")),
+                connect_attrs: None,
+                zstd_compression_level: None,
+            };
+            let mut payload = response.to_bytes().to_vec();
+            assert!(HandshakeResponse41::remove_capabilities(
+                &mut payload,
+                masked
+            ));
+            let decoded = HandshakeResponse41::decode(&Bytes::from(payload.clone())).unwrap();
+            let mut expected = response.clone();
+            expected.capabilities = caps.difference(masked);
+            if client_mysql {
+                // Without MariaDB's convention the extended half is not sent.
+                expected.capabilities = CapabilityFlags(expected.capabilities.0 & 0xffff_ffff);
+            }
+            assert_eq!(decoded, expected);
+            assert!(!HandshakeResponse41::remove_capabilities(
+                &mut payload,
+                masked
+            ));
+        }
+    }
+
+    #[test]
+    fn removing_capabilities_from_a_short_packet_leaves_it_alone() {
+        let mut payload = vec![0x20, 0];
+        assert!(!HandshakeResponse41::remove_capabilities(
+            &mut payload,
+            CapabilityFlags::COMPRESS
+        ));
+        assert_eq!(payload, [0x20, 0]);
+    }
 
     /// A greeting captured from MariaDB 10.11 (Debian 12 package).
     fn mariadb_greeting() -> Vec<u8> {
