@@ -84,7 +84,10 @@ fn install_signal_handlers() {
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         // SAFETY: the handler only stores to an atomic (async-signal-safe).
         unsafe {
-            libc::signal(sig, on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t);
+            libc::signal(
+                sig,
+                on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
+            );
         }
     }
 }
@@ -238,18 +241,22 @@ fn say(started: Instant, msg: &str) {
 
 fn measure(opts: &Options) -> Result<(), String> {
     let started = Instant::now();
-    let valgrind = tool_version("valgrind")
-        .map_err(|e| format!("{e} (apt-get install valgrind)"))?;
+    let valgrind =
+        tool_version("valgrind").map_err(|e| format!("{e} (apt-get install valgrind)"))?;
     let sysbench = crate::sysbench::check_installed()?;
     let root = crate::repo_root();
     let results = root.join("bench").join("results").join("callgrind");
     let _ = fs::remove_dir_all(&results);
-    fs::create_dir_all(&results)
-        .map_err(|e| format!("creating {}: {e}", results.display()))?;
+    fs::create_dir_all(&results).map_err(|e| format!("creating {}: {e}", results.display()))?;
     let script = results.join("connect.lua");
-    fs::write(&script, CONNECT_SCRIPT)
-        .map_err(|e| format!("writing {}: {e}", script.display()))?;
-    say(started, &format!("{valgrind}, {sysbench}; raw outputs in {}", results.display()));
+    fs::write(&script, CONNECT_SCRIPT).map_err(|e| format!("writing {}: {e}", script.display()))?;
+    say(
+        started,
+        &format!(
+            "{valgrind}, {sysbench}; raw outputs in {}",
+            results.display()
+        ),
+    );
 
     // The binaries as they are now, removed at the end.
     let copies = RemovedOnDrop(results.join("builds"));
@@ -274,7 +281,10 @@ fn measure(opts: &Options) -> Result<(), String> {
     check_interrupted()?;
     say(started, &format!("MariaDB on port {}", db.port()));
     if opts.point_selects > 0 {
-        say(started, &format!("sysbench prepare: 1 table x {TABLE_SIZE} rows"));
+        say(
+            started,
+            &format!("sysbench prepare: 1 table x {TABLE_SIZE} rows"),
+        );
         let prepare = sysbench_command("oltp_point_select", db.port(), 1, None);
         run_sysbench(prepare, &results.join("sysbench-prepare.txt"), true)?;
     }
@@ -296,9 +306,8 @@ fn measure(opts: &Options) -> Result<(), String> {
                     continue;
                 }
                 for events in [unit, 2 * unit] {
-                    let run = run_once(
-                        round, build, workload, events, opts, &db, &script, &results,
-                    )?;
+                    let run =
+                        run_once(round, build, workload, events, opts, &db, &script, &results)?;
                     say(
                         started,
                         &format!(
@@ -335,7 +344,10 @@ fn measure(opts: &Options) -> Result<(), String> {
     );
     print!("{text}");
     let _ = fs::write(results.join("summary.md"), &text);
-    say(started, &format!("done in {:.0} s", started.elapsed().as_secs_f64()));
+    say(
+        started,
+        &format!("done in {:.0} s", started.elapsed().as_secs_f64()),
+    );
     Ok(())
 }
 
@@ -432,8 +444,8 @@ fn run_sysbench(
     cmd.stdin(Stdio::null()).stdout(out).stderr(err);
     let shown = format!("{cmd:?}");
     let mut child = Guard(spawn(cmd).map_err(|e| format!("starting {shown}: {e}"))?);
-    let status = wait_for(&mut child.0, Duration::from_secs(900))
-        .map_err(|e| format!("{shown}: {e}"))?;
+    let status =
+        wait_for(&mut child.0, Duration::from_secs(900)).map_err(|e| format!("{shown}: {e}"))?;
     check_interrupted()?;
     let text = fs::read_to_string(log).unwrap_or_default();
     if !status.success() || text.contains("FATAL") {
@@ -551,7 +563,9 @@ fn run_once(
             ));
         }
         if began.elapsed() > Duration::from_secs(120) {
-            return Err(format!("mysql-proxy under valgrind did not listen within 120 s: {shown}"));
+            return Err(format!(
+                "mysql-proxy under valgrind did not listen within 120 s: {shown}"
+            ));
         }
         thread::sleep(Duration::from_millis(50));
     }
@@ -579,7 +593,11 @@ fn run_once(
     signal_pid(pid, libc::SIGTERM);
     let status = match wait_timeout(&mut proxy.0, Duration::from_secs(60)) {
         Some(status) => status,
-        None => return Err(format!("mysql-proxy under valgrind (pid {pid}) did not exit within 60 s of SIGTERM")),
+        None => {
+            return Err(format!(
+                "mysql-proxy under valgrind (pid {pid}) did not exit within 60 s of SIGTERM"
+            ))
+        }
     };
     check_interrupted()?;
     if !status.success() {
@@ -613,7 +631,10 @@ fn callgrind_total(path: &Path) -> Result<u64, String> {
         .and_then(|mut e| e.next())
         .unwrap_or_default();
     if events != "Ir" {
-        return Err(format!("{}: first event is {events:?}, not Ir", path.display()));
+        return Err(format!(
+            "{}: first event is {events:?}, not Ir",
+            path.display()
+        ));
     }
     ["summary:", "totals:"]
         .iter()
@@ -678,7 +699,7 @@ fn thousands(x: f64) -> String {
     let digits = n.unsigned_abs().to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && i % 3 == digits.len() % 3 {
             out.push(',');
         }
         out.push(c);
@@ -767,8 +788,12 @@ fn raw_table(runs: &[Run]) -> Table {
             thousands(r.ir as f64),
             r.queries.to_string(),
             num(r.seconds, 1),
-            pair.as_ref().map(|f| thousands(f.per_event)).unwrap_or_default(),
-            pair.as_ref().map(|f| thousands(f.fixed)).unwrap_or_default(),
+            pair.as_ref()
+                .map(|f| thousands(f.per_event))
+                .unwrap_or_default(),
+            pair.as_ref()
+                .map(|f| thousands(f.fixed))
+                .unwrap_or_default(),
         ]);
     }
     t
