@@ -8,10 +8,11 @@ use actix::prelude::*;
 use mysql_proxy_plugin_abi::{HostHandle, PluginBox};
 
 use crate::address;
-use crate::backends::BackendRegistry;
-use crate::health::{HealthChecker, HealthConfig, StopChecking};
+use crate::backend::health::{HealthChecker, HealthConfig, StopChecking};
+use crate::backend::BackendRegistry;
 use crate::host::CoreHost;
 use crate::listener::{Acceptor, EventThreads, Listener, StopAccepting};
+use crate::net::Limits;
 use crate::session::ListenerContext;
 use crate::sessions::SessionTracker;
 
@@ -127,9 +128,11 @@ impl Engine {
                     connect_timeout: Duration::from_millis(spec.connect_timeout_ms),
                     balance: spec.balance,
                     pool: spec.pool,
-                    read_timeout: Duration::from_millis(spec.read_timeout_ms),
-                    write_timeout: Duration::from_millis(spec.write_timeout_ms),
-                    max_packet_size: self.config.max_packet_size,
+                    limits: Limits {
+                        read_timeout: Duration::from_millis(spec.read_timeout_ms),
+                        write_timeout: Duration::from_millis(spec.write_timeout_ms),
+                        max_packet_size: self.config.max_packet_size,
+                    },
                     sessions: Arc::clone(&self.sessions),
                 });
                 listeners.push(Listener::new(socket, context, Arc::clone(&threads)).start());

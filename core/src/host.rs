@@ -10,7 +10,7 @@ use mysql_proxy_plugin_abi::{
     BackendInfo, BackendState, BackendType, HostFfi, HostFfi_TO, HostHandle, LogLevel,
 };
 
-use crate::backends::BackendRegistry;
+use crate::backend::BackendRegistry;
 use crate::logging;
 
 /// Implements [`HostFfi`] over the engine's registry and logger.

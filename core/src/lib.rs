@@ -9,17 +9,16 @@
 //! `core/LIFECYCLE.md`.
 
 pub mod address;
-pub mod backends;
+pub mod backend;
 pub mod engine;
 pub mod error;
-pub mod health;
 pub mod host;
 pub mod listener;
 pub mod logging;
-pub mod pool;
+pub mod net;
 pub mod session;
 pub mod sessions;
 
+pub use backend::HealthConfig;
 pub use engine::{Engine, EngineConfig, EngineError, LoadedPlugin, Running};
-pub use health::HealthConfig;
 pub use mysql_proxy_plugin_abi::HostHandle;

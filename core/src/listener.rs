@@ -12,7 +12,8 @@ use actix::prelude::*;
 use tokio::net::{TcpListener, TcpSocket, UnixListener};
 
 use crate::address::{socket_addr_text, Address};
-use crate::session::{ClientSession, ListenerContext, Stream};
+use crate::net::Stream;
+use crate::session::{ClientSession, ListenerContext};
 
 /// The event threads sessions run on: the current arbiter plus extra ones,
 /// handed out round-robin.

@@ -75,6 +75,14 @@ pub fn put_header(out: &mut BytesMut, payload_len: usize, seq: u8) {
     out.put_u8(seq);
 }
 
+/// One packet framed whole, starting at sequence id `seq` (a command starts
+/// an exchange: 0).
+pub fn frame(seq: u8, payload: &[u8]) -> Bytes {
+    let mut out = BytesMut::new();
+    encode_packet(seq, payload, &mut out);
+    out.freeze()
+}
+
 /// Frames `payload` starting at sequence id `seq`, splitting it into
 /// `0xFFFFFF`-byte chunks as needed, and returns the sequence id the next
 /// packet of the exchange must use.

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use mysql_proxy_plugin_abi::PoolSpec;
 use mysql_proxy_protocol::constants::CapabilityFlags;
 
-use crate::session::ParkedStream;
+use crate::net::ParkedStream;
 
 /// An authenticated server connection waiting for a client.
 #[derive(Debug)]

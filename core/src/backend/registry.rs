@@ -12,8 +12,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mysql_proxy_plugin_abi::{BackendInfo, BackendState, BackendType, BalancePolicy};
 
+use super::pool::BackendPool;
 use crate::address::{self, Address};
-use crate::pool::BackendPool;
 
 /// Without health checks, how long a backend stays down before new clients
 /// may try it again (MySQL Proxy: more than 4 whole seconds).

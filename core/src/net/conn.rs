@@ -74,6 +74,17 @@ impl RawPacket {
     }
 }
 
+/// The limits every connection of a listener works under.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Longest wait for data.
+    pub read_timeout: Duration,
+    /// Longest wait for a write to be taken.
+    pub write_timeout: Duration,
+    /// Largest logical packet accepted.
+    pub max_packet_size: usize,
+}
+
 pub struct Conn {
     stream: Stream,
     pub(crate) buf: BytesMut,
@@ -87,21 +98,16 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(
-        stream: Stream,
-        read_timeout: Duration,
-        write_timeout: Duration,
-        max_packet: usize,
-    ) -> Self {
+    pub fn new(stream: Stream, limits: Limits) -> Self {
         stream.set_nodelay();
         Self {
             stream,
             buf: BytesMut::new(),
             read_chunk: FIRST_READ_CHUNK,
             deadline: Deadline::default(),
-            read_timeout,
-            write_timeout,
-            max_packet,
+            read_timeout: limits.read_timeout,
+            write_timeout: limits.write_timeout,
+            max_packet: limits.max_packet_size,
         }
     }
 

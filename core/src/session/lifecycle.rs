@@ -10,25 +10,24 @@ use mysql_proxy_plugin_abi::{
     abi_stable::nonexhaustive_enum::{GetEnumInfo, NonExhaustive},
     abi_stable::std_types::{RNone, RResult, RSome, RString, RVec},
     AuthDecision, AuthResultDecision, ConnectDecision, HandshakeDecision, HooksBox, Injection,
-    PoolReset, QueryDecision, Response, SessionState, SqlError,
+    QueryDecision, Response, SessionState, SqlError,
 };
 use mysql_proxy_protocol::codec::{self, HEADER_LEN};
-use mysql_proxy_protocol::constants::{CapabilityFlags, Command, StatusFlags, ERR_HEADER};
-use mysql_proxy_protocol::lenenc::put_lenenc_bytes;
-use mysql_proxy_protocol::packets::{
-    AuthSwitchRequest, HandshakeResponse41, HandshakeV10, SslRequest,
+use mysql_proxy_protocol::constants::{
+    CapabilityFlags, Command, StatusFlags, AUTH_MORE_DATA_HEADER, AUTH_SWITCH_HEADER, ERR_HEADER,
+    OK_HEADER,
 };
+use mysql_proxy_protocol::packets::{HandshakeResponse41, HandshakeV10, SslRequest};
 use mysql_proxy_protocol::tracker::ResponseTracker;
 
-use super::conn::{Conn, ConnError, RawPacket};
 use super::relay::{self, Sink};
 use super::reply;
-use super::stream::Stream;
 use super::ListenerContext;
-use crate::backends::{BackendCounters, BackendLease};
+use crate::backend::courtesy;
+use crate::backend::server::{Login, LoginState, ServerConn, MULTI_STATEMENTS_ON};
+use crate::backend::{BackendCounters, BackendLease};
 use crate::error::SessionError;
-use crate::health;
-use crate::pool::PooledConn;
+use crate::net::{Conn, ConnError, RawPacket};
 use crate::sessions::SessionRegistration;
 
 /// Capabilities the proxy never lets client and server negotiate: TLS and
@@ -58,23 +57,8 @@ const POOL_MASKED_CAPABILITIES: CapabilityFlags = CapabilityFlags(
         | CapabilityFlags::QUERY_ATTRIBUTES.0,
 );
 
-/// Capabilities that set how the server behaves for the whole life of a
-/// connection (COM_CHANGE_USER keeps them): affected-row counts (found
-/// rows), LOAD DATA LOCAL, multiple results, ... With the pool on, a pooled
-/// connection is given only to a client that asked for the same ones.
-/// CLIENT_MULTI_STATEMENTS is not among them: COM_SET_OPTION sets it.
-const CONNECTION_BOUND_CAPABILITIES: CapabilityFlags = CapabilityFlags(
-    CapabilityFlags::FOUND_ROWS.0
-        | CapabilityFlags::LOCAL_FILES.0
-        | CapabilityFlags::IGNORE_SPACE.0
-        | CapabilityFlags::INTERACTIVE.0
-        | CapabilityFlags::MULTI_RESULTS.0
-        | CapabilityFlags::PS_MULTI_RESULTS.0
-        | CapabilityFlags::MARIADB_CLIENT_STMT_BULK_OPERATIONS.0,
-);
-
 /// The phases of a connection.
-enum Phase {
+pub(super) enum Phase {
     /// A client was accepted; no backend yet.
     ConnectServer,
     /// Connected to a backend; its handshake is expected.
@@ -88,74 +72,6 @@ enum Phase {
     Command,
     /// The connection ends; the error (if any) says why.
     Disconnect(Option<SessionError>),
-}
-
-/// The backend side of a session.
-pub(super) struct Server {
-    pub conn: Conn,
-    /// Keeps the backend's `connected_clients` count while held.
-    pub lease: BackendLease,
-    /// The handshake, read while connecting, until `read_handshake` takes it.
-    pub greeting: Option<RawPacket>,
-    /// Set when the connection came from the pool, logged in as someone:
-    /// the client's login must become a COM_CHANGE_USER (or be checked
-    /// against this one).
-    pub pooled: Option<Login>,
-    /// Added to the sequence ids of server packets relayed to the client
-    /// during authentication (a pooled connection's COM_CHANGE_USER starts
-    /// its own sequence at 0, the client's login continues its handshake's).
-    pub auth_seq_shift: u8,
-    /// Whether the server accepted this session's client login: only then
-    /// may the connection go to the pool (and be handed to someone else
-    /// as that login).
-    pub logged_in: bool,
-    /// Set once this session sends its client's login to the server (the
-    /// auth response; on a pooled connection COM_CHANGE_USER or
-    /// COM_INIT_DB): until then a pooled connection is as the pool gave it
-    /// and may go back to it unused, and a new one still awaits a login.
-    pub login_sent: bool,
-    /// While the server waits for the client's next auth packet (after an
-    /// auth switch or more auth data), the sequence id it expects.
-    pub auth_reply_due: Option<u8>,
-}
-
-/// Who a connection is logged in as, the handshake frame and auth response
-/// that did it, and the capabilities negotiated then (which the server keeps
-/// using).
-#[derive(Clone)]
-pub(super) struct Login {
-    pub greeting: Bytes,
-    pub username: Bytes,
-    pub auth_response: Bytes,
-    pub capabilities: CapabilityFlags,
-}
-
-impl Server {
-    pub fn name(&self) -> &str {
-        &self.lease.backend().name
-    }
-
-    /// A new connection whose server greeted and waits for a login that
-    /// no client sent.
-    fn awaits_first_login(&self) -> bool {
-        self.pooled.is_none() && !self.login_sent
-    }
-
-    /// Attributes a connection failure to this backend.
-    pub fn error(&self, error: ConnError) -> SessionError {
-        let backend = self.name().to_string();
-        match error {
-            ConnError::Closed => SessionError::BackendClosed { backend },
-            ConnError::Timeout => SessionError::BackendTimeout { backend },
-            ConnError::Io(error) => SessionError::BackendIo { backend, error },
-            error @ (ConnError::TooLarge { .. } | ConnError::OutOfOrder { .. }) => {
-                SessionError::BackendProtocol {
-                    backend,
-                    message: error.to_string(),
-                }
-            }
-        }
-    }
 }
 
 /// Attributes a connection failure to the client.
@@ -186,7 +102,7 @@ pub(super) struct Session {
     pub hooks: HooksBox,
     pub state: SessionState,
     pub client: Conn,
-    pub server: Option<Server>,
+    pub server: Option<ServerConn>,
     /// Capabilities in effect between client and server (those both sides
     /// announced); the relay tracks responses with them.
     pub capabilities: CapabilityFlags,
@@ -199,14 +115,14 @@ pub(super) struct Session {
     /// it is pooled: the next client must answer the same challenge).
     greeting_frame: Bytes,
     /// The client's login, once its auth response was read.
-    login: Option<Login>,
+    pub login: Option<Login>,
     /// True while the session waits for the next client command: the only
     /// moment its server connection may be pooled.
     at_rest: bool,
     /// Set when the client's login asked for compression that was not
     /// offered, until its first command shows whether it compresses.
     check_compression: bool,
-    logger: slog::Logger,
+    pub logger: slog::Logger,
 }
 
 impl Session {
@@ -303,7 +219,10 @@ impl Session {
     /// the next one tried, so the client sees a failure only when none is
     /// left. Connecting includes receiving the server's handshake: a server
     /// that accepts but never greets is as down as one that refuses.
-    async fn connect_backend(&mut self, mut wanted: Option<u32>) -> Result<Server, SessionError> {
+    async fn connect_backend(
+        &mut self,
+        mut wanted: Option<u32>,
+    ) -> Result<ServerConn, SessionError> {
         let registry = Arc::clone(&self.context.registry);
         loop {
             let candidate = wanted
@@ -316,136 +235,24 @@ impl Session {
                 slog::error!(self.logger, "Cannot connect, all backends are down.");
                 return Err(SessionError::NoBackend);
             };
-            let lease = match self.take_pooled(lease, None) {
-                Ok(server) => return Ok(server),
-                Err(lease) => lease,
-            };
+            let lease =
+                match ServerConn::from_pool(lease, self.context.limits, &self.context.pool, None) {
+                    Ok(server) => {
+                        slog::debug!(
+                            self.logger,
+                            "reusing a pooled connection to {}",
+                            server.name()
+                        );
+                        return Ok(server);
+                    }
+                    Err(lease) => lease,
+                };
             let backend = Arc::clone(lease.backend());
-            match self.open_connection(lease).await {
+            match ServerConn::open(lease, self.context.limits, self.context.connect_timeout).await {
                 Some(server) => return Ok(server),
                 None => self.failed_backends.push(backend.ndx),
             }
         }
-    }
-
-    /// Connects to the leased backend and reads its handshake within the
-    /// connect timeout. A failure marks the backend down.
-    async fn open_connection(&self, lease: BackendLease) -> Option<Server> {
-        let backend = lease.backend();
-        let timeout = self.context.connect_timeout;
-        let attempt = tokio::time::timeout(timeout, async {
-            let stream = Stream::connect(&backend.addr)
-                .await
-                .map_err(|e| e.to_string())?;
-            let mut conn = Conn::new(
-                stream,
-                self.context.read_timeout,
-                self.context.write_timeout,
-                self.context.max_packet_size,
-            );
-            let greeting = conn.read_packet().await.map_err(|e| match e {
-                ConnError::Closed => "closed before sending its handshake".to_string(),
-                ConnError::Timeout => "no handshake".to_string(),
-                other => format!("bad handshake: {other}"),
-            })?;
-            if greeting.first_byte() == Some(ERR_HEADER) {
-                // E.g. 1040 "Too many connections": another backend may
-                // take the client.
-                return Err(format!(
-                    "refused the connection ({})",
-                    crate::health::error_text(&greeting.payload)
-                ));
-            }
-            Ok::<_, String>((conn, greeting))
-        });
-        let failure = match attempt.await {
-            Ok(Ok((conn, greeting))) => {
-                BackendCounters::add(&backend.counters.connects, 1);
-                backend.mark_up("client connected");
-                return Some(Server {
-                    conn,
-                    lease,
-                    greeting: Some(greeting),
-                    pooled: None,
-                    auth_seq_shift: 0,
-                    logged_in: false,
-                    login_sent: false,
-                    auth_reply_due: None,
-                });
-            }
-            Ok(Err(reason)) => reason,
-            Err(_) => format!(
-                "no connection and handshake within {} ms",
-                timeout.as_millis()
-            ),
-        };
-        BackendCounters::add(&backend.counters.connect_failures, 1);
-        backend.mark_down(&format!("connect failed: {failure}"));
-        None
-    }
-
-    /// A connection from the leased backend's pool, if the pool is on and
-    /// has a live one (with `bound` capabilities, when given: see
-    /// [`CONNECTION_BOUND_CAPABILITIES`]); else the lease back.
-    fn take_pooled(
-        &self,
-        lease: BackendLease,
-        bound: Option<CapabilityFlags>,
-    ) -> Result<Server, BackendLease> {
-        let spec = &self.context.pool;
-        if spec.max_idle == 0 {
-            return Err(lease);
-        }
-        let backend = lease.backend();
-        let pooled = match bound {
-            None => backend.pool.take(spec),
-            Some(bound) => backend.pool.take_matching(spec, |pooled| {
-                pooled
-                    .capabilities
-                    .intersection(CONNECTION_BOUND_CAPABILITIES)
-                    == bound
-            }),
-        };
-        let Some(pooled) = pooled else {
-            return Err(lease);
-        };
-        let Ok(stream) = pooled.stream.resume() else {
-            return Err(lease);
-        };
-        let conn = Conn::new(
-            stream,
-            self.context.read_timeout,
-            self.context.write_timeout,
-            self.context.max_packet_size,
-        );
-        let seq = pooled.greeting.get(3).copied().unwrap_or(0);
-        slog::debug!(
-            self.logger,
-            "reusing a pooled connection to {}",
-            backend.name
-        );
-        Ok(Server {
-            conn,
-            lease,
-            greeting: Some(RawPacket {
-                payload: pooled
-                    .greeting
-                    .slice(HEADER_LEN.min(pooled.greeting.len())..),
-                raw: pooled.greeting.clone(),
-                seq,
-                last_seq: seq,
-            }),
-            pooled: Some(Login {
-                greeting: pooled.greeting,
-                username: pooled.username,
-                auth_response: pooled.auth_response,
-                capabilities: pooled.capabilities,
-            }),
-            auth_seq_shift: 0,
-            logged_in: false,
-            login_sent: false,
-            auth_reply_due: None,
-        })
     }
 
     /// `connect_server` answered with a reply: a handshake of the plugin's
@@ -481,7 +288,7 @@ impl Session {
 
     /// The capabilities client and server must not negotiate through this
     /// session (see [`MASKED_CAPABILITIES`]).
-    fn masked_capabilities(&self) -> CapabilityFlags {
+    pub(super) fn masked_capabilities(&self) -> CapabilityFlags {
         if self.context.pool.max_idle > 0 {
             MASKED_CAPABILITIES | POOL_MASKED_CAPABILITIES
         } else {
@@ -624,13 +431,13 @@ impl Session {
             {
                 let mut payload = packet.payload.to_vec();
                 HandshakeResponse41::remove_capabilities(&mut payload, self.masked_capabilities());
-                frame(packet.seq, &payload)
+                codec::frame(packet.seq, &payload)
             }
             Ok(Some(AuthDecision::Forward)) => packet.raw.clone(),
             Ok(Some(AuthDecision::Rewrite(bytes))) => {
                 let mut payload = bytes.into_vec();
                 HandshakeResponse41::remove_capabilities(&mut payload, self.masked_capabilities());
-                frame(packet.seq, &payload)
+                codec::frame(packet.seq, &payload)
             }
             Ok(Some(AuthDecision::Reply(response))) => {
                 if self.is_pooled() {
@@ -658,244 +465,11 @@ impl Session {
                 Err(error) => Phase::Disconnect(Some(error)),
             };
         };
-        server.login_sent = true;
+        server.login = LoginState::Sent { reply_due: None };
         if let Err(error) = server.conn.write_all(&to_server).await {
             return Phase::Disconnect(Some(server.error(error)));
         }
         Phase::ReadAuthResult
-    }
-
-    /// Records the client's login on the server connection: what the pool
-    /// files the connection under if it is pooled later.
-    fn note_login(&mut self, greeting: Bytes, auth: &HandshakeResponse41) {
-        self.login = Some(Login {
-            greeting,
-            // Copies: slices would keep the whole read buffer they were cut
-            // from alive for the life of the session.
-            username: Bytes::copy_from_slice(&auth.username),
-            auth_response: Bytes::copy_from_slice(&auth.auth_response),
-            // A pooled connection keeps what its first client negotiated.
-            capabilities: match self.server.as_ref().and_then(|s| s.pooled.as_ref()) {
-                Some(pooled) => pooled.capabilities,
-                None => self.capabilities,
-            },
-        });
-    }
-
-    fn is_pooled(&self) -> bool {
-        self.server.as_ref().is_some_and(|s| s.pooled.is_some())
-    }
-
-    /// The client logs in on a pooled connection: COM_CHANGE_USER with its
-    /// credentials (the server checks them and resets the session), or,
-    /// with `--proxy-pool-no-change-user`, a local check against the
-    /// connection's own login (the session was reset when it was pooled).
-    ///
-    /// A connection opened by a client with other connection-bound
-    /// capabilities is first exchanged for one that matches.
-    async fn pooled_login(&mut self, auth: &HandshakeResponse41, auth_seq: u8) -> Phase {
-        let bound = self
-            .capabilities
-            .intersection(CONNECTION_BOUND_CAPABILITIES);
-        let mismatch = self
-            .server
-            .as_ref()
-            .and_then(|s| s.pooled.as_ref())
-            .is_some_and(|p| p.capabilities.intersection(CONNECTION_BOUND_CAPABILITIES) != bound);
-        // A client without plugin auth cannot be asked for another answer:
-        // it keeps the connection it was greeted by.
-        if mismatch && self.capabilities.contains(CapabilityFlags::PLUGIN_AUTH) {
-            let (auth, auth_seq) = match self.change_connection(auth, auth_seq, bound).await {
-                Ok(answered) => answered,
-                Err(phase) => return phase,
-            };
-            return if self.is_pooled() {
-                self.log_in_pooled(&auth, auth_seq).await
-            } else {
-                self.send_login(auth, auth_seq).await
-            };
-        }
-        self.log_in_pooled(auth, auth_seq).await
-    }
-
-    /// Puts the pooled connection the client was greeted by back, and takes
-    /// one with the client's connection-bound capabilities `bound` from
-    /// the pool, or opens a new one. Its server greeted with another
-    /// challenge than the one the client answered, so the client is asked
-    /// to answer that one: an auth switch request naming the connection's
-    /// auth plugin, with its challenge. Returns the client's login with the
-    /// new answer, and that answer's sequence id.
-    async fn change_connection(
-        &mut self,
-        auth: &HandshakeResponse41,
-        auth_seq: u8,
-        bound: CapabilityFlags,
-    ) -> Result<(HandshakeResponse41, u8), Phase> {
-        let Some(greeted_by) = self.server.take() else {
-            return Err(Phase::Disconnect(Some(SessionError::NoServerConnection)));
-        };
-        let backend = Arc::clone(greeted_by.lease.backend());
-        if let Some(mut unused) = self.park(greeted_by).await {
-            let _ = health::quit(&mut unused.conn).await;
-        }
-        let mut server =
-            match self.take_pooled(BackendLease::new(Arc::clone(&backend)), Some(bound)) {
-                Ok(server) => server,
-                Err(lease) => match self.open_connection(lease).await {
-                    Some(server) => server,
-                    None => return Err(Phase::Disconnect(Some(SessionError::NoBackend))),
-                },
-            };
-        slog::debug!(
-            self.logger,
-            "login moved to another connection to {} (connection-bound capabilities differ)",
-            backend.name
-        );
-        let greeted = server.greeting.take();
-        let greeting_frame = match &server.pooled {
-            Some(pooled) => pooled.greeting.clone(),
-            None => greeted.as_ref().map(|g| g.raw.clone()).unwrap_or_default(),
-        };
-        let greeting = greeted.and_then(|g| HandshakeV10::decode(&g.payload).ok());
-        self.server = Some(server);
-        let Some(greeting) = greeting else {
-            return Err(Phase::Disconnect(Some(SessionError::BackendProtocol {
-                backend: backend.name.clone(),
-                message: "bad handshake".to_string(),
-            })));
-        };
-        let plugin = greeting
-            .auth_plugin_name
-            .unwrap_or_else(|| Bytes::from_static(b"mysql_native_password"));
-        let mut challenge = BytesMut::from(&greeting.auth_plugin_data[..]);
-        challenge.extend_from_slice(&[0]);
-        let switch = AuthSwitchRequest {
-            plugin_name: plugin.clone(),
-            plugin_data: challenge.freeze(),
-        };
-        let seq = auth_seq.wrapping_add(1);
-        let asked = self.client.send_payloads(seq, &[switch.to_bytes()]).await;
-        let answer = match asked {
-            Ok(next) => self.client.read_packet_numbered(next).await,
-            Err(error) => Err(error),
-        }
-        .map_err(|error| Phase::Disconnect(Some(client_error(error))))?;
-        self.stage = ClientStage::Expecting(answer.last_seq.wrapping_add(1));
-        let mut answered = auth.clone();
-        answered.auth_response = answer.payload;
-        answered.auth_plugin_name = Some(plugin);
-        self.note_login(greeting_frame, &answered);
-        Ok((answered, answer.last_seq))
-    }
-
-    /// Sends the client's login to a new server connection, whose sequence
-    /// starts at 1 where the client's continues from `auth_seq`.
-    async fn send_login(&mut self, mut auth: HandshakeResponse41, auth_seq: u8) -> Phase {
-        auth.capabilities.remove(self.masked_capabilities());
-        let Some(server) = self.server.as_mut() else {
-            return Phase::Disconnect(Some(SessionError::NoServerConnection));
-        };
-        server.login_sent = true;
-        if let Err(error) = server.conn.write_all(&frame(1, &auth.to_bytes())).await {
-            return Phase::Disconnect(Some(server.error(error)));
-        }
-        server.auth_seq_shift = auth_seq.wrapping_sub(1);
-        Phase::ReadAuthResult
-    }
-
-    /// `pooled_login` on a connection with the client's connection-bound
-    /// capabilities.
-    async fn log_in_pooled(&mut self, auth: &HandshakeResponse41, auth_seq: u8) -> Phase {
-        let Some(server) = self.server.as_mut() else {
-            return Phase::Disconnect(Some(SessionError::NoServerConnection));
-        };
-        let Some(pooled) = server.pooled.clone() else {
-            return Phase::Disconnect(Some(SessionError::NoServerConnection));
-        };
-        // Multi-statements follow the client: COM_SET_OPTION when the
-        // connection's first client (or its last) chose otherwise. The
-        // option outlives COM_CHANGE_USER.
-        let wanted = self
-            .capabilities
-            .contains(CapabilityFlags::MULTI_STATEMENTS);
-        if pooled
-            .capabilities
-            .contains(CapabilityFlags::MULTI_STATEMENTS)
-            != wanted
-        {
-            let option = if wanted {
-                MULTI_STATEMENTS_ON
-            } else {
-                MULTI_STATEMENTS_OFF
-            };
-            let mut set_option = vec![Command::SetOption as u8];
-            set_option.extend_from_slice(&option.to_le_bytes());
-            server.login_sent = true;
-            match server_command(&mut server.conn, &set_option).await {
-                Ok(reply) if reply.first_byte() != Some(ERR_HEADER) => {
-                    if let Some(login) = self.login.as_mut() {
-                        login
-                            .capabilities
-                            .set(CapabilityFlags::MULTI_STATEMENTS, wanted);
-                    }
-                }
-                Ok(reply) => {
-                    return Phase::Disconnect(Some(SessionError::BackendProtocol {
-                        backend: server.name().to_string(),
-                        message: format!(
-                            "COM_SET_OPTION refused: {}",
-                            health::error_text(&reply.payload)
-                        ),
-                    }))
-                }
-                Err(error) => return Phase::Disconnect(Some(server.error(error))),
-            }
-        }
-        match self.context.pool.reset {
-            PoolReset::ResetConnection => {
-                if pooled.username != auth.username || pooled.auth_response != auth.auth_response {
-                    let error = SqlError::new(1045, "28000", "(proxy-pool) login failed");
-                    return self.refuse(error).await;
-                }
-                // The connection was reset when it was pooled; the client's
-                // database is all that remains to set.
-                if let Some(db) = auth.database.as_ref().filter(|db| !db.is_empty()) {
-                    server.login_sent = true;
-                    let mut init_db = vec![Command::InitDb as u8];
-                    init_db.extend_from_slice(db);
-                    match server_command(&mut server.conn, &init_db).await {
-                        Ok(reply) if reply.first_byte() == Some(0x00) => {}
-                        Ok(reply) => {
-                            // E.g. the database does not exist: tell the client.
-                            let _ = self
-                                .client
-                                .send_payloads(auth_seq.wrapping_add(1), &[reply.payload])
-                                .await;
-                            return Phase::Disconnect(None);
-                        }
-                        Err(error) => return Phase::Disconnect(Some(server.error(error))),
-                    }
-                }
-                server.logged_in = true;
-                match self.send_response(&Response::Ok(Default::default())).await {
-                    Ok(()) => Phase::Command,
-                    Err(error) => Phase::Disconnect(Some(error)),
-                }
-            }
-            PoolReset::ChangeUser => {
-                let change_user = change_user_payload(auth, pooled.capabilities);
-                let mut frame = BytesMut::new();
-                codec::encode_packet(0, &change_user, &mut frame);
-                server.login_sent = true;
-                if let Err(error) = server.conn.write_all(&frame).await {
-                    return Phase::Disconnect(Some(server.error(error)));
-                }
-                // The server answers with sequence 1; the client expects
-                // the one after its auth response.
-                server.auth_seq_shift = auth_seq;
-                Phase::ReadAuthResult
-            }
-        }
     }
 
     /// `read_auth_result`: relays the auth exchange (auth switches, extra
@@ -917,7 +491,7 @@ impl Session {
             let packet = match from {
                 relay::Either::Client(packet) => {
                     // The client's next auth round goes straight to the server.
-                    server.auth_reply_due = None;
+                    server.login = LoginState::Sent { reply_due: None };
                     let raw = packet.with_seq_shift(server.auth_seq_shift.wrapping_neg());
                     if let Err(error) = server.conn.write_all(&raw).await {
                         return Phase::Disconnect(Some(server.error(error)));
@@ -950,13 +524,15 @@ impl Session {
                 return Phase::Disconnect(Some(client_error(error)));
             }
             match packet.first_byte() {
-                Some(0x00) => {
-                    server.logged_in = true;
+                Some(OK_HEADER) => {
+                    server.login = LoginState::LoggedIn;
                     return Phase::Command;
                 }
-                Some(0xff) => return Phase::Disconnect(None),
-                Some(0xfe) | Some(0x01) => {
-                    server.auth_reply_due = Some(packet.last_seq.wrapping_add(1));
+                Some(ERR_HEADER) => return Phase::Disconnect(None),
+                Some(AUTH_SWITCH_HEADER | AUTH_MORE_DATA_HEADER) => {
+                    server.login = LoginState::Sent {
+                        reply_due: Some(packet.last_seq.wrapping_add(1)),
+                    };
                     continue;
                 }
                 _ => {
@@ -1072,7 +648,7 @@ impl Session {
         let detail = match said.await {
             Ok(Ok(packet)) if packet.first_byte() == Some(ERR_HEADER) => {
                 let _ = self.client.write_all(&packet.raw).await;
-                format!("sent {}", crate::health::error_text(&packet.payload))
+                format!("sent {}", courtesy::error_text(&packet.payload))
             }
             Ok(Ok(packet)) => format!(
                 "sent an unexpected packet (0x{:02x})",
@@ -1236,7 +812,7 @@ impl Session {
     }
 
     /// Sends a hook's refusal and ends the connection.
-    async fn refuse(&mut self, error: SqlError) -> Phase {
+    pub(super) async fn refuse(&mut self, error: SqlError) -> Phase {
         let message = error.message.to_string();
         self.send_error(&error).await;
         Phase::Disconnect(Some(SessionError::PluginRefused(message)))
@@ -1275,105 +851,72 @@ impl Session {
         }
         self.hooks.disconnect_client(&self.state);
         // After a server failure the connection is lost; after anything else
-        // `park` judges from the session's state whether it is reusable.
-        let parkable = reason
+        // `release` judges from the session's state whether it is reusable.
+        let reusable = reason
             .as_ref()
             .is_none_or(|error| error.fault() != crate::error::Fault::Backend);
-        if let Some(mut server) = self.server.take() {
-            let within = self.context.connect_timeout;
-            if parkable && server.awaits_first_login() {
-                health::decline_login(&mut server.conn, within).await;
-            } else if let Some(seq) = server.auth_reply_due.filter(|_| parkable) {
-                health::decline_auth_round(&mut server.conn, seq, within).await;
-            } else if parkable {
-                let left_out = self.park(server).await;
-                // With the pool on, the client's COM_QUIT is not relayed: a
-                // connection kept out of the pool says it for the client.
-                let goodbye_owed = reason.is_none() && self.context.pool.max_idle > 0;
-                if let Some(mut server) = left_out.filter(|s| goodbye_owed && s.logged_in) {
-                    let _ = health::quit(&mut server.conn).await;
-                }
-            }
+        if let Some(server) = self.server.take().filter(|_| reusable) {
+            // With the pool on, the client's COM_QUIT is not relayed: a
+            // connection kept out of the pool says it for the client.
+            let goodbye = reason.is_none() && self.context.pool.max_idle > 0;
+            self.release(server, goodbye).await;
         }
         self.state.backend_ndx = RNone;
     }
 
-    /// Puts the server connection into its backend's pool if the pool is on
-    /// and has room, the backend takes clients, the proxy is not shutting
-    /// down, and either the server accepted the client's login and the
-    /// session was between commands and not in a transaction (closing
-    /// rolls it back at once), or the connection came
-    /// from the pool and the client left before its login was sent (a port
-    /// check, a login the proxy refused); otherwise it is closed.
-    ///
-    /// A client's connection is reset (COM_RESET_CONNECTION) before it is
-    /// pooled: what the client left behind that no status flag shows (LOCK
-    /// TABLES, GET_LOCK, a temporary table, user variables) must not be held
-    /// or seen while the connection waits for its next client.
-    ///
-    /// Gives the connection back if it stays out of the pool.
-    async fn park(&mut self, mut server: Server) -> Option<Server> {
+    /// Done with the server connection: into its backend's pool if it may
+    /// go there ([`Session::pool_login`]), else ended, politely where the
+    /// server waits for something ([`ServerConn::end`]; `goodbye`: a
+    /// logged-in connection says the COM_QUIT the pool kept from it).
+    pub(super) async fn release(&mut self, server: ServerConn, goodbye: bool) {
+        let within = self.context.connect_timeout;
+        let server = match self.pool_login(&server) {
+            Some(login) => match server.park(login, &self.context.pool, within).await {
+                Ok(()) => {
+                    slog::debug!(self.logger, "server connection pooled");
+                    return;
+                }
+                Err((server, why)) => {
+                    slog::debug!(
+                        self.logger,
+                        "server connection to {} not pooled: {}",
+                        server.name(),
+                        why
+                    );
+                    server
+                }
+            },
+            None => server,
+        };
+        server.end(goodbye, within).await;
+    }
+
+    /// The login to file the server connection under in its backend's
+    /// pool, if it may go there: the pool is on, the backend takes clients,
+    /// the proxy is not shutting down, and either the server accepted the
+    /// client's login and the session was between commands and not in a
+    /// transaction (closing rolls it back at once), or the connection came
+    /// from the pool and the client's login was never sent to it (a port
+    /// check, a login the proxy refused).
+    fn pool_login(&mut self, server: &ServerConn) -> Option<Login> {
         if self.context.pool.max_idle == 0
             || !server.lease.backend().is_usable()
             || self.context.sessions.is_shutting_down()
         {
-            return Some(server);
+            return None;
         }
-        let login = if server.logged_in {
-            let in_transaction = StatusFlags(self.state.server_status)
-                .intersects(StatusFlags::IN_TRANS | StatusFlags::IN_TRANS_READONLY);
-            if !self.at_rest || in_transaction {
-                return Some(server);
+        match &server.login {
+            LoginState::LoggedIn => {
+                let in_transaction = StatusFlags(self.state.server_status)
+                    .intersects(StatusFlags::IN_TRANS | StatusFlags::IN_TRANS_READONLY);
+                if !self.at_rest || in_transaction {
+                    return None;
+                }
+                self.login.take()
             }
-            self.login.take()
-        } else if server.login_sent {
-            None
-        } else {
-            server.pooled.clone()
-        };
-        let Some(login) = login else {
-            return Some(server);
-        };
-        if server.logged_in {
-            // A server slow to answer is not worth keeping: the wait is
-            // bounded by the connect timeout, not the (long) read timeout.
-            let reset = [Command::ResetConnection as u8];
-            let outcome = tokio::time::timeout(
-                self.context.connect_timeout,
-                server_command(&mut server.conn, &reset),
-            )
-            .await;
-            let failure = match outcome {
-                Ok(Ok(reply)) if reply.first_byte() == Some(0x00) => None,
-                Ok(Ok(reply)) => Some(format!("answer 0x{:02x}", reply.first_byte().unwrap_or(0))),
-                Ok(Err(error)) => Some(error.to_string()),
-                Err(_) => Some("no answer".to_string()),
-            };
-            if let Some(failure) = failure {
-                slog::debug!(
-                    self.logger,
-                    "server connection to {} not pooled: reset failed ({})",
-                    server.name(),
-                    failure
-                );
-                return Some(server);
-            }
+            LoginState::Pooled(login) => Some(login.clone()),
+            LoginState::Greeted | LoginState::Sent { .. } => None,
         }
-        let spec = &self.context.pool;
-        let backend = Arc::clone(server.lease.backend());
-        // Not at rest (bytes pending) or not detachable: closed here.
-        let stream = server.conn.park()?;
-        let pooled = PooledConn::new(
-            stream,
-            login.greeting,
-            login.username,
-            login.auth_response,
-            login.capabilities,
-        );
-        if backend.pool.park(pooled, spec) {
-            slog::debug!(self.logger, "server connection to {} pooled", backend.name);
-        }
-        None
     }
 }
 
@@ -1409,61 +952,6 @@ fn is_compressed_frame(payload: &[u8]) -> bool {
         [cmf, flg, ..] => cmf & 0x0f == 8 && (u16::from(*cmf) << 8 | u16::from(*flg)) % 31 == 0,
         _ => false,
     }
-}
-
-/// COM_SET_OPTION's arguments.
-const MULTI_STATEMENTS_ON: u16 = 0;
-const MULTI_STATEMENTS_OFF: u16 = 1;
-
-/// One packet framed with sequence id `seq`.
-fn frame(seq: u8, payload: &[u8]) -> Bytes {
-    let mut framed = BytesMut::with_capacity(payload.len() + HEADER_LEN);
-    codec::encode_packet(seq, payload, &mut framed);
-    framed.freeze()
-}
-
-/// Sends the proxy's own command to a server at rest and reads the first
-/// packet of its answer (all there is for the commands used here: OK or ERR).
-async fn server_command(conn: &mut Conn, payload: &[u8]) -> Result<RawPacket, ConnError> {
-    let mut frame = BytesMut::new();
-    codec::encode_packet(0, payload, &mut frame);
-    conn.write_all(&frame).await?;
-    conn.read_packet().await
-}
-
-/// The COM_CHANGE_USER that logs a client into a pooled connection with the
-/// credentials of its auth response, laid out by the capabilities the
-/// connection was opened with (the server parses it by those).
-fn change_user_payload(auth: &HandshakeResponse41, capabilities: CapabilityFlags) -> Vec<u8> {
-    let mut payload = vec![Command::ChangeUser as u8];
-    payload.extend_from_slice(&auth.username);
-    payload.push(0);
-    if capabilities.contains(CapabilityFlags::SECURE_CONNECTION) {
-        let len = auth.auth_response.len().min(255);
-        payload.push(u8::try_from(len).unwrap_or(u8::MAX));
-        payload.extend_from_slice(auth.auth_response.get(..len).unwrap_or_default());
-    } else {
-        payload.extend_from_slice(&auth.auth_response);
-        payload.push(0);
-    }
-    payload.extend_from_slice(auth.database.as_deref().unwrap_or_default());
-    payload.push(0);
-    payload.extend_from_slice(&u16::from(auth.character_set).to_le_bytes());
-    if capabilities.contains(CapabilityFlags::PLUGIN_AUTH) {
-        payload.extend_from_slice(auth.auth_plugin_name.as_deref().unwrap_or_default());
-        payload.push(0);
-    }
-    if capabilities.contains(CapabilityFlags::CONNECT_ATTRS) {
-        // The client's own attributes (MariaDB records them anew for the
-        // session; an empty block when the client sent none).
-        let mut attributes = BytesMut::new();
-        put_lenenc_bytes(
-            &mut attributes,
-            auth.connect_attrs.as_deref().unwrap_or_default(),
-        );
-        payload.extend_from_slice(&attributes);
-    }
-    payload
 }
 
 /// A hook's result with the decision unwrapped: `Ok(None)` is a decision

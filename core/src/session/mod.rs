@@ -5,11 +5,10 @@
 //! chosen) the backend's, and relays between them itself: a query and its
 //! result cost no message hop between actors, and no copy beyond the kernel's.
 
-mod conn;
 mod lifecycle;
+mod pooled_login;
 mod relay;
 mod reply;
-mod stream;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,11 +16,9 @@ use std::time::Duration;
 use actix::prelude::*;
 use mysql_proxy_plugin_abi::{BalancePolicy, PluginBox, PoolSpec, SessionState};
 
-use crate::backends::BackendRegistry;
+use crate::backend::BackendRegistry;
+use crate::net::{Conn, Limits, Stream};
 use crate::sessions::SessionTracker;
-
-pub use conn::{Conn, ConnError, RawPacket};
-pub use stream::{ParkedStream, Stream};
 
 /// Per-listener settings every session of that listener shares.
 pub struct ListenerContext {
@@ -33,9 +30,7 @@ pub struct ListenerContext {
     pub connect_timeout: Duration,
     pub balance: BalancePolicy,
     pub pool: PoolSpec,
-    pub read_timeout: Duration,
-    pub write_timeout: Duration,
-    pub max_packet_size: usize,
+    pub limits: Limits,
     pub sessions: Arc<SessionTracker>,
 }
 
@@ -64,12 +59,7 @@ impl ClientSession {
             ..SessionState::default()
         };
         let hooks = context.plugin.new_session(&state);
-        let client = Conn::new(
-            stream,
-            context.read_timeout,
-            context.write_timeout,
-            context.max_packet_size,
-        );
+        let client = Conn::new(stream, context.limits);
         Self {
             lifecycle: Some(Box::new(lifecycle::Session::new(
                 context, hooks, state, client,

@@ -17,9 +17,9 @@ use mysql_proxy_protocol::codec::{self, HEADER_LEN};
 use mysql_proxy_protocol::lenenc::Reader;
 use mysql_proxy_protocol::tracker::{ResponseTracker, Step, TRACKER_PREFIX_LEN};
 
-use super::conn::{Conn, ConnError, RawPacket};
 use super::lifecycle::{client_error, ClientStage, Session};
 use crate::error::SessionError;
+use crate::net::{Conn, ConnError, RawPacket};
 
 /// Where a relayed response goes.
 #[derive(Clone, Copy, PartialEq, Eq)]

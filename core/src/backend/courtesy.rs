@@ -1,0 +1,188 @@
+//! The proxy's own short exchanges with servers, outside any client's
+//! command: logins (health checks, and the refused login that ends a
+//! connection no client logged in on), the empty auth answer that ends an
+//! abandoned login, commands such as COM_RESET_CONNECTION, and the COM_QUIT
+//! that says goodbye. Each ends the exchange the way the server expects, so
+//! that it counts neither an aborted client nor a connection error against
+//! the proxy's host (which, with name resolution on, blocks the host after
+//! `max_connect_errors`).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use mysql_proxy_protocol::auth::native_password_scramble;
+use mysql_proxy_protocol::codec;
+use mysql_proxy_protocol::constants::{
+    CapabilityFlags, Command, AUTH_MORE_DATA_HEADER, AUTH_SWITCH_HEADER,
+    CHARSET_UTF8MB4_GENERAL_CI, ERR_HEADER, OK_HEADER,
+};
+use mysql_proxy_protocol::packets::{AuthSwitchRequest, ErrPacket, HandshakeResponse41};
+
+use crate::net::{Conn, ConnError, RawPacket};
+
+/// The auth plugin the proxy's own logins use.
+const NATIVE_PASSWORD: &[u8] = b"mysql_native_password";
+
+/// The account a check without credentials logs in as, with no password:
+/// one no server has, so the login ends in "access denied" (which blocks
+/// neither the host nor an account) and the server's log names the proxy.
+/// Sixteen characters, the longest user name older MySQL servers accept.
+pub const CHECK_USER_WITHOUT_CREDENTIALS: &str = "mysql-proxy-ping";
+
+/// COM_QUIT to a logged-in server, which closes the connection after it:
+/// nothing to wait for.
+pub async fn quit(conn: &mut Conn) -> Result<(), ConnError> {
+    conn.write_all(&codec::frame(0, &[Command::Quit as u8]))
+        .await
+}
+
+/// Sends the proxy's own command to a server at rest and reads the first
+/// packet of its answer (all there is for the commands used here: OK, EOF or
+/// ERR).
+pub async fn command(conn: &mut Conn, payload: &[u8]) -> Result<RawPacket, ConnError> {
+    conn.write_all(&codec::frame(0, payload)).await?;
+    conn.read_packet().await
+}
+
+/// Ends a connection whose server waits for a login that will not come
+/// (its client left, or was refused, before logging in) with a login as
+/// [`CHECK_USER_WITHOUT_CREDENTIALS`], refused, rather than a close the
+/// server would count as a connection error of the proxy's host (see the
+/// module's note); waits at most `within` for the refusal.
+pub async fn decline_login(conn: &mut Conn, within: Duration) {
+    let login = login(conn, &[], CHECK_USER_WITHOUT_CREDENTIALS, "", 0);
+    let _ = tokio::time::timeout(within, login).await;
+}
+
+/// Ends a login whose client left while the server waited for its next
+/// auth packet (sequence id `seq`): an empty one, an empty password to
+/// every auth plugin, so that the server ends the exchange itself (in
+/// "access denied", or OK for an account without a password) rather than
+/// count a broken handshake against the proxy's host. Waits at most
+/// `within`.
+pub async fn decline_auth_round(conn: &mut Conn, seq: u8, within: Duration) {
+    let exchange = async {
+        conn.write_all(&codec::frame(seq, &[])).await?;
+        let reply = conn.read_packet().await?;
+        auth_rounds(conn, "", reply).await?;
+        // An account without a password let it in.
+        quit(conn).await?;
+        Ok::<_, LoginError>(())
+    };
+    let _ = tokio::time::timeout(within, exchange).await;
+}
+
+/// Logs in with mysql_native_password (see [`auth_rounds`] for what
+/// follows); `challenge` is the greeting's auth data.
+pub async fn login(
+    conn: &mut Conn,
+    challenge: &[u8],
+    user: &str,
+    password: &str,
+    greeting_seq: u8,
+) -> Result<(), LoginError> {
+    let capabilities = CapabilityFlags::PROTOCOL_41
+        | CapabilityFlags::SECURE_CONNECTION
+        | CapabilityFlags::LONG_PASSWORD
+        | CapabilityFlags::PLUGIN_AUTH;
+    let response = HandshakeResponse41 {
+        capabilities,
+        max_packet_size: 1 << 24,
+        character_set: CHARSET_UTF8MB4_GENERAL_CI,
+        filler: [0; 23],
+        username: Bytes::copy_from_slice(user.as_bytes()),
+        auth_response: scramble(password, challenge),
+        database: None,
+        auth_plugin_name: Some(Bytes::from_static(NATIVE_PASSWORD)),
+        connect_attrs: None,
+        zstd_compression_level: None,
+    };
+    let frame = codec::frame(greeting_seq.wrapping_add(1), &response.to_bytes());
+    conn.write_all(&frame).await?;
+    let reply = conn.read_packet().await?;
+    auth_rounds(conn, password, reply).await
+}
+
+/// Follows the server's answers to a login until it says OK or ERR: an auth
+/// switch to mysql_native_password gets the password's scramble; a switch
+/// to another plugin, or a request for more auth data, gets an empty
+/// answer (an empty password to any plugin), so that the server ends the
+/// login itself instead of the proxy breaking it off. At most a few rounds.
+async fn auth_rounds(
+    conn: &mut Conn,
+    password: &str,
+    mut reply: RawPacket,
+) -> Result<(), LoginError> {
+    let mut foreign_plugin = None;
+    for _ in 0..3 {
+        let answer = match reply.first_byte() {
+            Some(OK_HEADER) => return Ok(()),
+            Some(ERR_HEADER) => {
+                let error = error_text(&reply.payload);
+                return Err(LoginError::Refused(match foreign_plugin {
+                    Some(plugin) => format!("the server wants auth plugin {plugin} ({error})"),
+                    None => error,
+                }));
+            }
+            Some(AUTH_SWITCH_HEADER) => {
+                let switch = AuthSwitchRequest::decode(&reply.payload).map_err(|error| {
+                    LoginError::Broken(format!("bad auth switch request: {error}"))
+                })?;
+                if switch.plugin_name == NATIVE_PASSWORD {
+                    scramble(password, &switch.plugin_data)
+                } else {
+                    foreign_plugin =
+                        Some(String::from_utf8_lossy(&switch.plugin_name).into_owned());
+                    Bytes::new()
+                }
+            }
+            // More auth data for the plugin in use.
+            Some(AUTH_MORE_DATA_HEADER) => Bytes::new(),
+            _ => {
+                return Err(LoginError::Broken(
+                    "unexpected reply to the login".to_string(),
+                ))
+            }
+        };
+        let frame = codec::frame(reply.last_seq.wrapping_add(1), &answer);
+        conn.write_all(&frame).await?;
+        reply = conn.read_packet().await?;
+    }
+    Err(LoginError::Refused(
+        "the server keeps asking for more auth data".to_string(),
+    ))
+}
+
+/// The mysql_native_password response (empty for an empty password).
+fn scramble(password: &str, challenge: &[u8]) -> Bytes {
+    if password.is_empty() {
+        return Bytes::new();
+    }
+    let challenge = challenge.get(..20).unwrap_or(challenge);
+    Bytes::copy_from_slice(&native_password_scramble(password.as_bytes(), challenge))
+}
+
+/// An ERR packet's code and message, for logs and state reasons.
+pub fn error_text(payload: &Bytes) -> String {
+    match ErrPacket::decode(payload) {
+        Ok(error) => format!("error {}: {}", error.code, error.message_lossy()),
+        Err(_) => "malformed error packet".to_string(),
+    }
+}
+
+/// Why one of the proxy's own logins did not get in.
+#[derive(Debug)]
+pub enum LoginError {
+    /// The server answered and refused the login (its error, or the auth
+    /// plugin it wanted).
+    Refused(String),
+    /// The exchange broke: the connection failed or the server's answer
+    /// made no sense.
+    Broken(String),
+}
+
+impl From<ConnError> for LoginError {
+    fn from(error: ConnError) -> Self {
+        LoginError::Broken(error.to_string())
+    }
+}

@@ -1,0 +1,243 @@
+//! The login phase's pool branch: a client greeted by a pooled connection
+//! logs in on it with COM_CHANGE_USER (or, with
+//! `--proxy-pool-no-change-user`, by a check against the connection's own
+//! login), after the connection was made to fit the client (its
+//! connection-bound capabilities, its multi-statements option). Charted in
+//! `core/LIFECYCLE.md`, "The pool path".
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use mysql_proxy_plugin_abi::{PoolReset, Response, SqlError};
+use mysql_proxy_protocol::codec;
+use mysql_proxy_protocol::constants::{CapabilityFlags, Command, OK_HEADER};
+use mysql_proxy_protocol::packets::{AuthSwitchRequest, HandshakeResponse41, HandshakeV10};
+
+use super::lifecycle::{client_error, ClientStage, Phase, Session};
+use crate::backend::courtesy;
+use crate::backend::server::{
+    change_user_payload, Login, LoginState, ServerConn, CONNECTION_BOUND_CAPABILITIES,
+};
+use crate::backend::BackendLease;
+use crate::error::SessionError;
+
+impl Session {
+    /// Records the client's login on the server connection: what the pool
+    /// files the connection under if it is pooled later.
+    pub(super) fn note_login(&mut self, greeting: Bytes, auth: &HandshakeResponse41) {
+        self.login = Some(Login {
+            greeting,
+            // Copies: slices would keep the whole read buffer they were cut
+            // from alive for the life of the session.
+            username: Bytes::copy_from_slice(&auth.username),
+            auth_response: Bytes::copy_from_slice(&auth.auth_response),
+            // A pooled connection keeps what its first client negotiated.
+            capabilities: match self.server.as_ref().and_then(ServerConn::pooled) {
+                Some(pooled) => pooled.capabilities,
+                None => self.capabilities,
+            },
+        });
+    }
+
+    pub(super) fn is_pooled(&self) -> bool {
+        self.server.as_ref().and_then(ServerConn::pooled).is_some()
+    }
+
+    /// The client logs in on a pooled connection: COM_CHANGE_USER with its
+    /// credentials (the server checks them and resets the session), or,
+    /// with `--proxy-pool-no-change-user`, a local check against the
+    /// connection's own login (the session was reset when it was pooled).
+    ///
+    /// A connection opened by a client with other connection-bound
+    /// capabilities is first exchanged for one that matches.
+    pub(super) async fn pooled_login(&mut self, auth: &HandshakeResponse41, auth_seq: u8) -> Phase {
+        let bound = self
+            .capabilities
+            .intersection(CONNECTION_BOUND_CAPABILITIES);
+        let mismatch = self
+            .server
+            .as_ref()
+            .and_then(ServerConn::pooled)
+            .is_some_and(|p| p.capabilities.intersection(CONNECTION_BOUND_CAPABILITIES) != bound);
+        // A client without plugin auth cannot be asked for another answer:
+        // it keeps the connection it was greeted by.
+        if mismatch && self.capabilities.contains(CapabilityFlags::PLUGIN_AUTH) {
+            let (auth, auth_seq) = match self.change_connection(auth, auth_seq, bound).await {
+                Ok(answered) => answered,
+                Err(phase) => return phase,
+            };
+            return if self.is_pooled() {
+                self.log_in_pooled(&auth, auth_seq).await
+            } else {
+                self.send_login(auth, auth_seq).await
+            };
+        }
+        self.log_in_pooled(auth, auth_seq).await
+    }
+
+    /// Puts the pooled connection the client was greeted by back, and takes
+    /// one with the client's connection-bound capabilities `bound` from
+    /// the pool, or opens a new one. Its server greeted with another
+    /// challenge than the one the client answered, so the client is asked
+    /// to answer that one: an auth switch request naming the connection's
+    /// auth plugin, with its challenge. Returns the client's login with the
+    /// new answer, and that answer's sequence id.
+    async fn change_connection(
+        &mut self,
+        auth: &HandshakeResponse41,
+        auth_seq: u8,
+        bound: CapabilityFlags,
+    ) -> Result<(HandshakeResponse41, u8), Phase> {
+        let Some(greeted_by) = self.server.take() else {
+            return Err(Phase::Disconnect(Some(SessionError::NoServerConnection)));
+        };
+        let backend = Arc::clone(greeted_by.lease.backend());
+        self.release(greeted_by, false).await;
+        let limits = self.context.limits;
+        let lease = BackendLease::new(Arc::clone(&backend));
+        let mut server = match ServerConn::from_pool(lease, limits, &self.context.pool, Some(bound))
+        {
+            Ok(server) => server,
+            Err(lease) => match ServerConn::open(lease, limits, self.context.connect_timeout).await
+            {
+                Some(server) => server,
+                None => return Err(Phase::Disconnect(Some(SessionError::NoBackend))),
+            },
+        };
+        slog::debug!(
+            self.logger,
+            "login moved to another connection to {} (connection-bound capabilities differ)",
+            backend.name
+        );
+        let greeted = server.greeting.take();
+        let greeting_frame = match server.pooled() {
+            Some(pooled) => pooled.greeting.clone(),
+            None => greeted.as_ref().map(|g| g.raw.clone()).unwrap_or_default(),
+        };
+        let greeting = greeted.and_then(|g| HandshakeV10::decode(&g.payload).ok());
+        self.server = Some(server);
+        let Some(greeting) = greeting else {
+            return Err(Phase::Disconnect(Some(SessionError::BackendProtocol {
+                backend: backend.name.clone(),
+                message: "bad handshake".to_string(),
+            })));
+        };
+        let plugin = greeting
+            .auth_plugin_name
+            .unwrap_or_else(|| Bytes::from_static(b"mysql_native_password"));
+        let mut challenge = BytesMut::from(&greeting.auth_plugin_data[..]);
+        challenge.extend_from_slice(&[0]);
+        let switch = AuthSwitchRequest {
+            plugin_name: plugin.clone(),
+            plugin_data: challenge.freeze(),
+        };
+        let seq = auth_seq.wrapping_add(1);
+        let asked = self.client.send_payloads(seq, &[switch.to_bytes()]).await;
+        let answer = match asked {
+            Ok(next) => self.client.read_packet_numbered(next).await,
+            Err(error) => Err(error),
+        }
+        .map_err(|error| Phase::Disconnect(Some(client_error(error))))?;
+        self.stage = ClientStage::Expecting(answer.last_seq.wrapping_add(1));
+        let mut answered = auth.clone();
+        answered.auth_response = answer.payload;
+        answered.auth_plugin_name = Some(plugin);
+        self.note_login(greeting_frame, &answered);
+        Ok((answered, answer.last_seq))
+    }
+
+    /// Sends the client's login to a new server connection, whose sequence
+    /// starts at 1 where the client's continues from `auth_seq`.
+    async fn send_login(&mut self, mut auth: HandshakeResponse41, auth_seq: u8) -> Phase {
+        auth.capabilities.remove(self.masked_capabilities());
+        let Some(server) = self.server.as_mut() else {
+            return Phase::Disconnect(Some(SessionError::NoServerConnection));
+        };
+        server.login = LoginState::Sent { reply_due: None };
+        if let Err(error) = server
+            .conn
+            .write_all(&codec::frame(1, &auth.to_bytes()))
+            .await
+        {
+            return Phase::Disconnect(Some(server.error(error)));
+        }
+        server.auth_seq_shift = auth_seq.wrapping_sub(1);
+        Phase::ReadAuthResult
+    }
+
+    /// `pooled_login` on a connection with the client's connection-bound
+    /// capabilities.
+    async fn log_in_pooled(&mut self, auth: &HandshakeResponse41, auth_seq: u8) -> Phase {
+        let Some(pooled) = self.server.as_ref().and_then(ServerConn::pooled).cloned() else {
+            return Phase::Disconnect(Some(SessionError::NoServerConnection));
+        };
+        let reset = self.context.pool.reset;
+        if reset == PoolReset::ResetConnection
+            && (pooled.username != auth.username || pooled.auth_response != auth.auth_response)
+        {
+            // The connection stays as the pool gave it and goes back.
+            let error = SqlError::new(1045, "28000", "(proxy-pool) login failed");
+            return self.refuse(error).await;
+        }
+        let Some(server) = self.server.as_mut() else {
+            return Phase::Disconnect(Some(SessionError::NoServerConnection));
+        };
+        // Multi-statements follow the client: COM_SET_OPTION when the
+        // connection's first client (or its last) chose otherwise.
+        let wanted = self
+            .capabilities
+            .contains(CapabilityFlags::MULTI_STATEMENTS);
+        if pooled
+            .capabilities
+            .contains(CapabilityFlags::MULTI_STATEMENTS)
+            != wanted
+        {
+            if let Err(error) = server.set_multi_statements(wanted).await {
+                return Phase::Disconnect(Some(error));
+            }
+            if let Some(login) = self.login.as_mut() {
+                login
+                    .capabilities
+                    .set(CapabilityFlags::MULTI_STATEMENTS, wanted);
+            }
+        }
+        server.login = LoginState::Sent { reply_due: None };
+        match reset {
+            PoolReset::ResetConnection => {
+                // The connection was reset when it was pooled; the client's
+                // database is all that remains to set.
+                if let Some(db) = auth.database.as_ref().filter(|db| !db.is_empty()) {
+                    let mut init_db = vec![Command::InitDb as u8];
+                    init_db.extend_from_slice(db);
+                    match courtesy::command(&mut server.conn, &init_db).await {
+                        Ok(reply) if reply.first_byte() == Some(OK_HEADER) => {}
+                        Ok(reply) => {
+                            // E.g. the database does not exist: tell the client.
+                            let _ = self
+                                .client
+                                .send_payloads(auth_seq.wrapping_add(1), &[reply.payload])
+                                .await;
+                            return Phase::Disconnect(None);
+                        }
+                        Err(error) => return Phase::Disconnect(Some(server.error(error))),
+                    }
+                }
+                server.login = LoginState::LoggedIn;
+                match self.send_response(&Response::Ok(Default::default())).await {
+                    Ok(()) => Phase::Command,
+                    Err(error) => Phase::Disconnect(Some(error)),
+                }
+            }
+            PoolReset::ChangeUser => {
+                let change_user = change_user_payload(auth, pooled.capabilities);
+                if let Err(error) = server.conn.write_all(&codec::frame(0, &change_user)).await {
+                    return Phase::Disconnect(Some(server.error(error)));
+                }
+                // The server answers with sequence 1; the client expects
+                // the one after its auth response.
+                server.auth_seq_shift = auth_seq;
+                Phase::ReadAuthResult
+            }
+        }
+    }
+}
