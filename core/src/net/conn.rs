@@ -5,6 +5,7 @@
 //! zero-copy `Bytes` slices of it. An idle connection gives its buffer back
 //! ([`Conn::release_idle_buffer`]) so idle sessions cost little memory.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -23,6 +24,21 @@ use super::stream::{ParkedStream, Stream};
 /// up to the largest size, for results that stream.
 const FIRST_READ_CHUNK: usize = 4 * 1024;
 const LARGEST_READ_CHUNK: usize = 64 * 1024;
+
+/// How long an idle session waits for its client before it watches its
+/// server too (see [`Conn::readable`]): a server that ends
+/// the session is seen within this much.
+const IDLE_PATIENCE: Duration = Duration::from_millis(500);
+
+/// How long a session waits for a response before it watches its client
+/// for closing (see [`Conn::fill_unless_closed`]).
+const RESPONSE_PATIENCE: Duration = Duration::from_secs(1);
+
+/// Which side of an idle session spoke first.
+pub enum Awake {
+    Client,
+    Server,
+}
 
 /// A failure on one side, before it is attributed to client or backend.
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +138,40 @@ impl Conn {
 
     /// Reads more bytes into the buffer; `Ok(n)` with n > 0, never 0.
     pub async fn fill(&mut self) -> Result<usize, ConnError> {
+        let Ok(read) = self.fill_with(Unwatched, None).await?;
+        Ok(read)
+    }
+
+    /// Like [`Conn::fill`], for a response the session waits on: once the
+    /// wait has lasted [`RESPONSE_PATIENCE`], `client` (which owes nothing
+    /// meanwhile) is watched for closing its connection, which ends the
+    /// wait with `None`. `watching` goes false for good when the client
+    /// sends data instead (a pipelined command: no close).
+    ///
+    /// Watching only after a while costs the usual quick response nothing:
+    /// watching a socket registers with it under a lock, every time.
+    pub async fn fill_unless_closed(
+        &mut self,
+        client: &Conn,
+        watching: &mut bool,
+    ) -> Result<Option<usize>, ConnError> {
+        if !client.buf.is_empty() {
+            *watching = false;
+        }
+        let watch = ClientCloses {
+            stream: &client.stream,
+            watching,
+        };
+        Ok(self.fill_with(watch, Some(RESPONSE_PATIENCE)).await?.ok())
+    }
+
+    /// `fill` with a watch: `Ok(Err(seen))` when the watch saw something
+    /// first.
+    async fn fill_with<W: Watch>(
+        &mut self,
+        watch: W,
+        patience: Option<Duration>,
+    ) -> Result<Result<usize, W::Seen>, ConnError> {
         if self.buf.capacity() - self.buf.len() < self.read_chunk / 4
             && !self.buf.try_reclaim(self.read_chunk)
         {
@@ -139,7 +189,14 @@ impl Conn {
         let read = match self.stream.try_read_buf(&mut self.buf) {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 let wait = self.stream.read_buf(&mut self.buf);
-                self.deadline.within(self.read_timeout, wait).await?
+                match self
+                    .deadline
+                    .within(self.read_timeout, wait, watch, patience)
+                    .await?
+                {
+                    Ok(read) => read,
+                    Err(seen) => return Ok(Err(seen)),
+                }
             }
             read => read,
         };
@@ -150,46 +207,35 @@ impl Conn {
                 if n == room {
                     self.read_chunk = (self.read_chunk * 2).min(LARGEST_READ_CHUNK);
                 }
-                Ok(n)
+                Ok(Ok(n))
             }
         }
     }
 
     /// Waits until the peer sent something (or closed), without allocating a
-    /// buffer: used while idle.
-    pub async fn readable(&mut self) -> Result<(), ConnError> {
+    /// buffer: used while idle, by an idle session's client. Once the wait
+    /// has lasted [`IDLE_PATIENCE`], the session's `server` connection (if
+    /// any) is watched too, which owes nothing now and speaks only to end
+    /// the session (its `wait_timeout`, a `KILL`, a restart). Says which
+    /// spoke first.
+    pub async fn readable(&mut self, server: Option<&Conn>) -> Result<Awake, ConnError> {
         if !self.buf.is_empty() {
-            return Ok(());
+            return Ok(Awake::Client);
         }
-        self.deadline
-            .within(self.read_timeout, self.stream.readable())
-            .await?
-            .map_err(ConnError::Io)
-    }
-
-    /// Ready once the peer sent something or closed, with no time limit:
-    /// an idle session watches its server connection with this, which owes
-    /// it nothing and speaks only to end the session (its `wait_timeout`,
-    /// a `KILL`, a shutdown).
-    pub fn spoke(&self) -> impl Future<Output = ()> + '_ {
-        let pending = !self.buf.is_empty();
-        std::future::poll_fn(move |cx| {
-            if pending {
-                return Poll::Ready(());
-            }
-            self.stream.readable_poll(cx).map(|_| ())
-        })
-    }
-
-    /// Ready once the peer closed its connection while it owes nothing (the
-    /// client while its response is on the way); see
-    /// [`Stream::poll_closed`]. Pending for good once the peer sent data
-    /// instead: a pipelined command, which is no close.
-    pub fn closed<'a>(&'a self, watching: &'a mut bool) -> impl Future<Output = ()> + 'a {
-        if !self.buf.is_empty() {
-            *watching = false;
+        if server.is_some_and(|server| !server.buf.is_empty()) {
+            return Ok(Awake::Server);
         }
-        std::future::poll_fn(move |cx| self.stream.poll_closed(cx, watching))
+        let watch = ServerSpeaks(server.map(|server| &server.stream));
+        let wait = self.deadline.within(
+            self.read_timeout,
+            self.stream.readable(),
+            watch,
+            Some(IDLE_PATIENCE),
+        );
+        match wait.await? {
+            Ok(ready) => ready.map(|()| Awake::Client).map_err(ConnError::Io),
+            Err(()) => Ok(Awake::Server),
+        }
     }
 
     /// Reads one logical packet.
@@ -276,10 +322,16 @@ impl Conn {
         let Some(rest) = bytes.get(written..).filter(|rest| !rest.is_empty()) else {
             return Ok(());
         };
-        self.deadline
-            .within(self.write_timeout, self.stream.write_all(rest))
-            .await?
-            .map_err(ConnError::Io)
+        let Ok(written) = self
+            .deadline
+            .within(
+                self.write_timeout,
+                self.stream.write_all(rest),
+                Unwatched,
+                None,
+            )
+            .await?;
+        written.map_err(ConnError::Io)
     }
 
     /// Frames payloads with consecutive sequence ids starting at `seq` and
@@ -320,27 +372,103 @@ impl Conn {
 /// (a previous wait's, which is never later with the same timeout) and,
 /// when it fires before the current wait's deadline, is moved there. So it
 /// is re-armed about once per timeout while the connection is busy.
+///
+/// Waits that watch the other side after a patience use the same timer: it
+/// is armed at the first such wait's patience and stays there (never later
+/// than a later wait's, the patience of a connection being always the
+/// same) until it fires, so the usual quick wait costs a flag check.
 #[derive(Default)]
 struct Deadline {
     timer: Option<Pin<Box<Sleep>>>,
+    /// The timer is armed at a watching wait's patience.
+    for_patience: bool,
 }
 
 impl Deadline {
-    /// Waits for `wait` for at most `timeout`.
-    fn within<F: Future>(&mut self, timeout: Duration, wait: F) -> Within<'_, F> {
-        let deadline = Instant::now() + timeout;
+    /// Waits for `wait` for at most `timeout`; after `patience` (if any),
+    /// `watch` is polled beside it.
+    fn within<F: Future, W: Watch>(
+        &mut self,
+        timeout: Duration,
+        wait: F,
+        watch: W,
+        patience: Option<Duration>,
+    ) -> Within<'_, F, W> {
+        let started = Instant::now();
+        let deadline = started + timeout;
         let timer = self
             .timer
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        if timer.deadline() > deadline {
+        match patience {
+            Some(patience) if !self.for_patience => {
+                timer.as_mut().reset((started + patience).min(deadline));
+                self.for_patience = true;
+            }
             // A longer timeout armed it (a read's, now a write's).
-            timer.as_mut().reset(deadline);
+            None if timer.deadline() > deadline => {
+                timer.as_mut().reset(deadline);
+                self.for_patience = false;
+            }
+            _ => {}
         }
         Within {
             wait,
             timer,
+            for_patience: &mut self.for_patience,
             deadline,
+            started,
+            watch,
+            patience,
         }
+    }
+}
+
+/// The other side of a session, watched during a wait on this one.
+trait Watch {
+    /// What the other side did.
+    type Seen;
+    /// Ready once the other side did what is watched for.
+    fn poll_watch(&mut self, cx: &mut Context<'_>) -> Poll<Self::Seen>;
+}
+
+/// No watch: the wait is on its own, and nothing can be seen.
+struct Unwatched;
+
+impl Watch for Unwatched {
+    type Seen = Infallible;
+
+    fn poll_watch(&mut self, _: &mut Context<'_>) -> Poll<Infallible> {
+        Poll::Pending
+    }
+}
+
+/// An idle session's server (if it has one), which speaks (or closes)
+/// only to end the session.
+struct ServerSpeaks<'a>(Option<&'a Stream>);
+
+impl Watch for ServerSpeaks<'_> {
+    type Seen = ();
+
+    fn poll_watch(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        match self.0 {
+            Some(server) => server.readable_poll(cx).map(|_| ()),
+            None => Poll::Pending,
+        }
+    }
+}
+
+/// A client waiting for its response, which closes or, pipelining, sends
+/// its next command (see [`Stream::poll_closed`]).
+struct ClientCloses<'a> {
+    stream: &'a Stream,
+    watching: &'a mut bool,
+}
+
+impl Watch for ClientCloses<'_> {
+    type Seen = ();
+
+    fn poll_watch(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.stream.poll_closed(cx, self.watching)
     }
 }
 
@@ -349,27 +477,55 @@ pin_project_lite::pin_project! {
     /// `async fn`, which would hold the wait twice (as its argument and
     /// pinned): every read and write of a session, idle ones included,
     /// is one of these.
-    struct Within<'a, F> {
+    struct Within<'a, F, W> {
         #[pin]
         wait: F,
         timer: &'a mut Pin<Box<Sleep>>,
+        for_patience: &'a mut bool,
         deadline: Instant,
+        started: Instant,
+        watch: W,
+        // How long after `started` the watch begins; `None` once it has
+        // (or for no patience).
+        patience: Option<Duration>,
     }
 }
 
-impl<F: Future> Future for Within<'_, F> {
-    type Output = Result<F::Output, ConnError>;
+impl<F: Future, W: Watch> Future for Within<'_, F, W> {
+    /// The wait's output, or what the watch saw first.
+    type Output = Result<Result<F::Output, W::Seen>, ConnError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         if let Poll::Ready(output) = this.wait.poll(cx) {
-            return Poll::Ready(Ok(output));
+            return Poll::Ready(Ok(Ok(output)));
+        }
+        if this.patience.is_none() {
+            if let Poll::Ready(seen) = this.watch.poll_watch(cx) {
+                return Poll::Ready(Ok(Err(seen)));
+            }
         }
         while this.timer.as_mut().poll(cx).is_ready() {
-            if Instant::now() >= *this.deadline {
+            let now = Instant::now();
+            if now >= *this.deadline {
                 return Poll::Ready(Err(ConnError::Timeout));
             }
-            this.timer.as_mut().reset(*this.deadline);
+            let started = *this.started;
+            if this
+                .patience
+                .is_some_and(|patience| now >= started + patience)
+            {
+                *this.patience = None;
+                if let Poll::Ready(seen) = this.watch.poll_watch(cx) {
+                    return Poll::Ready(Ok(Err(seen)));
+                }
+            }
+            let next = match *this.patience {
+                Some(patience) => (started + patience).min(*this.deadline),
+                None => *this.deadline,
+            };
+            **this.for_patience = this.patience.is_some();
+            this.timer.as_mut().reset(next);
         }
         Poll::Pending
     }
@@ -401,7 +557,9 @@ mod tests {
     async fn a_wait_that_does_not_end_times_out_at_its_deadline() {
         let mut deadline = Deadline::default();
         let began = Instant::now();
-        let outcome = deadline.within(secs(2), pending::<()>()).await;
+        let outcome = deadline
+            .within(secs(2), pending::<()>(), Unwatched, None)
+            .await;
         assert!(matches!(outcome, Err(ConnError::Timeout)));
         assert_eq!(began.elapsed(), secs(2));
     }
@@ -411,10 +569,14 @@ mod tests {
         let mut deadline = Deadline::default();
         let began = Instant::now();
         // Armed for 0 + 10 s; this wait ends at 3 s.
-        let first = deadline.within(secs(10), tokio::time::sleep(secs(3))).await;
+        let first = deadline
+            .within(secs(10), tokio::time::sleep(secs(3)), Unwatched, None)
+            .await;
         assert!(first.is_ok());
         // The timer fires at 10 s, before this wait's deadline of 13 s.
-        let outcome = deadline.within(secs(10), pending::<()>()).await;
+        let outcome = deadline
+            .within(secs(10), pending::<()>(), Unwatched, None)
+            .await;
         assert!(matches!(outcome, Err(ConnError::Timeout)));
         assert_eq!(began.elapsed(), secs(13));
     }
@@ -423,17 +585,64 @@ mod tests {
     async fn a_shorter_timeout_moves_the_timer_earlier() {
         let mut deadline = Deadline::default();
         let began = Instant::now();
-        let first = deadline.within(secs(60), tokio::time::sleep(secs(1))).await;
+        let first = deadline
+            .within(secs(60), tokio::time::sleep(secs(1)), Unwatched, None)
+            .await;
         assert!(first.is_ok());
-        let outcome = deadline.within(secs(2), pending::<()>()).await;
+        let outcome = deadline
+            .within(secs(2), pending::<()>(), Unwatched, None)
+            .await;
         assert!(matches!(outcome, Err(ConnError::Timeout)));
         assert_eq!(began.elapsed(), secs(3));
+    }
+
+    /// A watch that has seen something from the start.
+    struct AlreadySeen;
+
+    impl Watch for AlreadySeen {
+        type Seen = &'static str;
+
+        fn poll_watch(&mut self, _: &mut Context<'_>) -> Poll<&'static str> {
+            Poll::Ready("seen")
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_watch_begins_after_the_patience_not_before() {
+        let mut deadline = Deadline::default();
+        let began = Instant::now();
+        let outcome = deadline
+            .within(secs(10), pending::<()>(), AlreadySeen, Some(secs(1)))
+            .await;
+        assert!(matches!(outcome, Ok(Err("seen"))));
+        assert_eq!(began.elapsed(), secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_that_ends_before_the_patience_is_not_watched() {
+        let mut deadline = Deadline::default();
+        let quick = deadline
+            .within(
+                secs(10),
+                tokio::time::sleep(secs(0)),
+                AlreadySeen,
+                Some(secs(1)),
+            )
+            .await;
+        assert!(matches!(quick, Ok(Ok(()))));
+        // The timer armed for that patience serves the next wait's deadline.
+        let began = Instant::now();
+        let outcome = deadline
+            .within(secs(2), pending::<()>(), Unwatched, None)
+            .await;
+        assert!(matches!(outcome, Err(ConnError::Timeout)));
+        assert_eq!(began.elapsed(), secs(2));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_wait_that_ends_in_time_gives_its_output() {
         let mut deadline = Deadline::default();
-        let outcome = deadline.within(secs(2), async { 7 }).await;
-        assert!(matches!(outcome, Ok(7)));
+        let outcome = deadline.within(secs(2), async { 7 }, Unwatched, None).await;
+        assert!(matches!(outcome, Ok(Ok(7))));
     }
 }

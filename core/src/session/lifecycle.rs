@@ -9,8 +9,8 @@ use bytes::{Bytes, BytesMut};
 use mysql_proxy_plugin_abi::{
     abi_stable::nonexhaustive_enum::{GetEnumInfo, NonExhaustive},
     abi_stable::std_types::{RNone, RResult, RSome, RString, RVec},
-    AuthDecision, AuthResultDecision, ConnectDecision, HandshakeDecision, HooksBox, Injection,
-    QueryDecision, Response, SessionState, SqlError,
+    AuthDecision, AuthResultDecision, ConnectDecision, HandshakeDecision, Injection, QueryDecision,
+    Response, SqlError,
 };
 use mysql_proxy_protocol::codec::{self, HEADER_LEN};
 use mysql_proxy_protocol::constants::{
@@ -22,12 +22,12 @@ use mysql_proxy_protocol::tracker::ResponseTracker;
 
 use super::relay::{self, Sink};
 use super::reply;
-use super::ListenerContext;
+use super::state::{client_error, ClientStage, Session};
 use crate::backend::courtesy;
 use crate::backend::server::{Login, LoginState, ServerConn, MULTI_STATEMENTS_ON};
 use crate::backend::{BackendCounters, BackendLease};
 use crate::error::SessionError;
-use crate::net::{Conn, ConnError, RawPacket};
+use crate::net::{Awake, RawPacket};
 use crate::sessions::SessionRegistration;
 
 /// Capabilities the proxy never lets client and server negotiate: TLS and
@@ -74,86 +74,7 @@ pub(super) enum Phase {
     Disconnect(Option<SessionError>),
 }
 
-/// Attributes a connection failure to the client.
-pub(super) fn client_error(error: ConnError) -> SessionError {
-    match error {
-        ConnError::Closed => SessionError::ClientClosed,
-        ConnError::Timeout => SessionError::ClientTimeout,
-        ConnError::Io(error) => SessionError::ClientIo(error),
-        ConnError::TooLarge { size, max } => SessionError::ClientPacketTooLarge { size, max },
-        ConnError::OutOfOrder { expected, got } => SessionError::ClientOutOfOrder { expected, got },
-    }
-}
-
-/// Where the client stands in the protocol, so an error can be framed the
-/// way the client expects it at that moment.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum ClientStage {
-    /// No handshake sent yet: errors use the pre-4.1 format with sequence 0.
-    BeforeHandshake,
-    /// Handshake sent: 4.1 errors continuing the client's sequence.
-    Expecting(u8),
-    /// Part of a response was already written: nothing can be added.
-    MidResponse,
-}
-
-pub(super) struct Session {
-    pub context: Arc<ListenerContext>,
-    pub hooks: HooksBox,
-    pub state: SessionState,
-    pub client: Conn,
-    pub server: Option<ServerConn>,
-    /// Capabilities in effect between client and server (those both sides
-    /// announced); the relay tracks responses with them.
-    pub capabilities: CapabilityFlags,
-    /// Capabilities of the handshake the client saw.
-    greeting_capabilities: CapabilityFlags,
-    pub stage: ClientStage,
-    /// Backends that failed to connect for this client, not tried again.
-    failed_backends: Vec<u32>,
-    /// The handshake frame the client was sent (kept with the connection if
-    /// it is pooled: the next client must answer the same challenge).
-    greeting_frame: Bytes,
-    /// The client's login, once its auth response was read.
-    pub login: Option<Login>,
-    /// True while the session waits for the next client command: the only
-    /// moment its server connection may be pooled.
-    at_rest: bool,
-    /// Set when the client's login asked for compression that was not
-    /// offered, until its first command shows whether it compresses.
-    check_compression: bool,
-    pub logger: slog::Logger,
-}
-
 impl Session {
-    pub fn new(
-        context: Arc<ListenerContext>,
-        hooks: HooksBox,
-        state: SessionState,
-        client: Conn,
-    ) -> Self {
-        let logger = context.logger.new(slog::o!(
-            "conn" => state.connection_id,
-            "client" => state.client_address.to_string(),
-        ));
-        Self {
-            context,
-            hooks,
-            state,
-            client,
-            server: None,
-            capabilities: CapabilityFlags(0),
-            greeting_capabilities: CapabilityFlags(0),
-            stage: ClientStage::BeforeHandshake,
-            failed_backends: Vec::new(),
-            greeting_frame: Bytes::new(),
-            login: None,
-            at_rest: false,
-            check_compression: false,
-            logger,
-        }
-    }
-
     /// Walks the life cycle until the connection ends.
     ///
     /// The session stays boxed, and the futures of the login and of the
@@ -556,33 +477,20 @@ impl Session {
             if let Some(server) = self.server.as_mut() {
                 server.conn.release_idle_buffer();
             }
-            let woken = match &self.server {
-                // The server connection is watched too: a server that ends
-                // the session (its wait_timeout, a KILL, a restart) must
-                // close the client's connection at once, as it would close
-                // a direct client's, not at the client's next command.
-                Some(server) => {
-                    let either = async {
-                        tokio::select! {
-                            biased;
-                            ready = self.client.readable() => relay::Either::Client(ready),
-                            () = server.conn.spoke() => relay::Either::Server(()),
-                        }
-                    };
-                    registration.unless_shutting_down(either).await
-                }
-                None => registration
-                    .unless_shutting_down(self.client.readable())
-                    .await
-                    .map(relay::Either::Client),
-            };
+            // The server connection is watched too: a server that ends the
+            // session (its wait_timeout, a KILL, a restart) must close the
+            // client's connection as it would close a direct client's, not
+            // at the client's next command.
+            let server = self.server.as_ref().map(|server| &server.conn);
+            let woken = registration
+                .unless_shutting_down(self.client.readable(server))
+                .await;
             match woken {
                 None => return Phase::Disconnect(None),
-                Some(relay::Either::Client(Err(error))) => {
-                    return Phase::Disconnect(Some(client_error(error)))
-                }
-                Some(relay::Either::Client(Ok(()))) => {}
-                Some(relay::Either::Server(())) => return self.server_ended_session().await,
+                Some(Err(error)) => return Phase::Disconnect(Some(client_error(error))),
+                Some(Ok(Awake::Client)) => {}
+                // Rare: boxed, so that the idle session does not carry its future.
+                Some(Ok(Awake::Server)) => return Box::pin(self.server_ended_session()).await,
             }
             self.at_rest = true;
             // A command starts a new exchange: sequence id 0, answered from 1.
@@ -593,7 +501,7 @@ impl Session {
             };
             self.stage = ClientStage::Expecting(packet.last_seq.wrapping_add(1));
             if std::mem::take(&mut self.check_compression) && is_compressed_frame(&packet.payload) {
-                return self.refuse_compression().await;
+                return Box::pin(self.refuse_compression()).await;
             }
             let command = packet.first_byte();
             if command == Some(Command::Quit as u8) && self.context.pool.max_idle > 0 {

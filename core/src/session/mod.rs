@@ -5,40 +5,27 @@
 //! chosen) the backend's, and relays between them itself: a query and its
 //! result cost no message hop between actors, and no copy beyond the kernel's.
 
+mod context;
 mod lifecycle;
 mod pooled_login;
 mod relay;
 mod reply;
+mod state;
+
+pub use context::ListenerContext;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix::prelude::*;
-use mysql_proxy_plugin_abi::{BalancePolicy, PluginBox, PoolSpec, SessionState};
+use mysql_proxy_plugin_abi::SessionState;
 
-use crate::backend::BackendRegistry;
-use crate::net::{Conn, Limits, Stream};
-use crate::sessions::SessionTracker;
-
-/// Per-listener settings every session of that listener shares.
-pub struct ListenerContext {
-    pub plugin: Arc<PluginBox>,
-    pub plugin_name: String,
-    pub listener_ndx: u32,
-    pub registry: Arc<BackendRegistry>,
-    pub logger: slog::Logger,
-    pub connect_timeout: Duration,
-    pub balance: BalancePolicy,
-    pub pool: PoolSpec,
-    pub limits: Limits,
-    pub sessions: Arc<SessionTracker>,
-}
+use crate::net::{Conn, Stream};
 
 /// The actor owning one client connection. It runs the life cycle as one
 /// future and stops when the connection is closed.
 pub struct ClientSession {
     /// Boxed: actors must be `Unpin`, and the plugin's hook object is not.
-    lifecycle: Option<Box<lifecycle::Session>>,
+    lifecycle: Option<Box<state::Session>>,
 }
 
 impl ClientSession {
@@ -61,9 +48,7 @@ impl ClientSession {
         let hooks = context.plugin.new_session(&state);
         let client = Conn::new(stream, context.limits);
         Self {
-            lifecycle: Some(Box::new(lifecycle::Session::new(
-                context, hooks, state, client,
-            ))),
+            lifecycle: Some(Box::new(state::Session::new(context, hooks, state, client))),
         }
     }
 }

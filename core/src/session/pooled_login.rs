@@ -13,7 +13,8 @@ use mysql_proxy_protocol::codec;
 use mysql_proxy_protocol::constants::{CapabilityFlags, Command, OK_HEADER};
 use mysql_proxy_protocol::packets::{AuthSwitchRequest, HandshakeResponse41, HandshakeV10};
 
-use super::lifecycle::{client_error, ClientStage, Phase, Session};
+use super::lifecycle::Phase;
+use super::state::{client_error, ClientStage, Session};
 use crate::backend::courtesy;
 use crate::backend::server::{
     change_user_payload, Login, LoginState, ServerConn, CONNECTION_BOUND_CAPABILITIES,

@@ -17,7 +17,7 @@ use mysql_proxy_protocol::codec::{self, HEADER_LEN};
 use mysql_proxy_protocol::lenenc::Reader;
 use mysql_proxy_protocol::tracker::{ResponseTracker, Step, TRACKER_PREFIX_LEN};
 
-use super::lifecycle::{client_error, ClientStage, Session};
+use super::state::{client_error, ClientStage, Session};
 use crate::error::SessionError;
 use crate::net::{Conn, ConnError, RawPacket};
 
@@ -184,14 +184,11 @@ pub(super) async fn relay_response(
             }
         }
         // The client owes nothing while its response is on the way: if it
-        // closes meanwhile, the session ends at once rather than when the
+        // closes meanwhile, the session ends then rather than when the
         // server answers (which may be never).
-        tokio::select! {
-            biased;
-            filled = server.conn.fill() => {
-                filled.map_err(|e| server.error(e))?;
-            }
-            () = client.closed(&mut watching_client) => return Err(SessionError::ClientClosed),
+        let filled = server.conn.fill_unless_closed(client, &mut watching_client);
+        if filled.await.map_err(|e| server.error(e))?.is_none() {
+            return Err(SessionError::ClientClosed);
         }
     }
 }

@@ -1,0 +1,25 @@
+//! What every session of one listener shares: its plugin, the backends,
+//! the timeouts and limits, the pool settings, the live sessions.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mysql_proxy_plugin_abi::{BalancePolicy, PluginBox, PoolSpec};
+
+use crate::backend::BackendRegistry;
+use crate::net::Limits;
+use crate::sessions::SessionTracker;
+
+/// Per-listener settings every session of that listener shares.
+pub struct ListenerContext {
+    pub plugin: Arc<PluginBox>,
+    pub plugin_name: String,
+    pub listener_ndx: u32,
+    pub registry: Arc<BackendRegistry>,
+    pub logger: slog::Logger,
+    pub connect_timeout: Duration,
+    pub balance: BalancePolicy,
+    pub pool: PoolSpec,
+    pub limits: Limits,
+    pub sessions: Arc<SessionTracker>,
+}

@@ -1,0 +1,97 @@
+//! The state every phase of a session works on: the client connection,
+//! the server connection (once there is one), what was negotiated, and
+//! where the client stands in the protocol. The phases that change it are
+//! in `lifecycle.rs`, the pool branch of the login in `pooled_login.rs`,
+//! the relay of responses in `relay.rs`.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use mysql_proxy_plugin_abi::{HooksBox, SessionState};
+use mysql_proxy_protocol::constants::CapabilityFlags;
+
+use super::context::ListenerContext;
+use crate::backend::server::{Login, ServerConn};
+use crate::error::SessionError;
+use crate::net::{Conn, ConnError};
+
+/// Attributes a connection failure to the client.
+pub(super) fn client_error(error: ConnError) -> SessionError {
+    match error {
+        ConnError::Closed => SessionError::ClientClosed,
+        ConnError::Timeout => SessionError::ClientTimeout,
+        ConnError::Io(error) => SessionError::ClientIo(error),
+        ConnError::TooLarge { size, max } => SessionError::ClientPacketTooLarge { size, max },
+        ConnError::OutOfOrder { expected, got } => SessionError::ClientOutOfOrder { expected, got },
+    }
+}
+
+/// Where the client stands in the protocol, so an error can be framed the
+/// way the client expects it at that moment.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum ClientStage {
+    /// No handshake sent yet: errors use the pre-4.1 format with sequence 0.
+    BeforeHandshake,
+    /// Handshake sent: 4.1 errors continuing the client's sequence.
+    Expecting(u8),
+    /// Part of a response was already written: nothing can be added.
+    MidResponse,
+}
+
+pub(super) struct Session {
+    pub context: Arc<ListenerContext>,
+    pub hooks: HooksBox,
+    pub state: SessionState,
+    pub client: Conn,
+    pub server: Option<ServerConn>,
+    /// Capabilities in effect between client and server (those both sides
+    /// announced); the relay tracks responses with them.
+    pub capabilities: CapabilityFlags,
+    /// Capabilities of the handshake the client saw.
+    pub greeting_capabilities: CapabilityFlags,
+    pub stage: ClientStage,
+    /// Backends that failed to connect for this client, not tried again.
+    pub failed_backends: Vec<u32>,
+    /// The handshake frame the client was sent (kept with the connection if
+    /// it is pooled: the next client must answer the same challenge).
+    pub greeting_frame: Bytes,
+    /// The client's login, once its auth response was read.
+    pub login: Option<Login>,
+    /// True while the session waits for the next client command: the only
+    /// moment its server connection may be pooled.
+    pub at_rest: bool,
+    /// Set when the client's login asked for compression that was not
+    /// offered, until its first command shows whether it compresses.
+    pub check_compression: bool,
+    pub logger: slog::Logger,
+}
+
+impl Session {
+    pub fn new(
+        context: Arc<ListenerContext>,
+        hooks: HooksBox,
+        state: SessionState,
+        client: Conn,
+    ) -> Self {
+        let logger = context.logger.new(slog::o!(
+            "conn" => state.connection_id,
+            "client" => state.client_address.to_string(),
+        ));
+        Self {
+            context,
+            hooks,
+            state,
+            client,
+            server: None,
+            capabilities: CapabilityFlags(0),
+            greeting_capabilities: CapabilityFlags(0),
+            stage: ClientStage::BeforeHandshake,
+            failed_backends: Vec::new(),
+            greeting_frame: Bytes::new(),
+            login: None,
+            at_rest: false,
+            check_compression: false,
+            logger,
+        }
+    }
+}
