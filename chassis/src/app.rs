@@ -12,11 +12,12 @@ use mysql_proxy_plugin_abi::{LogLevel, OptionValue};
 use nix::unistd::User;
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use crate::cli::{self, names, OptGroup, Parsed};
+use crate::cli::{self, Parsed};
 use crate::config::{self, ChassisConfig, DefaultsFile, Early, PluginValues, Problem, Sources};
 use crate::error::FatalError;
 use crate::loader::{self, Module};
 use crate::logging::Log;
+use crate::options::{self, names, OptGroup};
 use crate::process::{self, Readiness};
 use crate::signals::{self, Request};
 
@@ -31,7 +32,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Runs mysql-proxy with `args` (program name first). Returns the exit code
 /// of a normal end (`--help`, `--version`, a shutdown signal).
 pub fn run(args: &[OsString], log: &Log, readiness: &mut Readiness) -> Result<u8, FatalError> {
-    let chassis = cli::chassis_options();
+    let chassis = options::chassis_options();
 
     // Pass 1 and the config file: what is needed to find the plugins.
     let pass1 = cli::prescan(args);

@@ -26,8 +26,8 @@ use std::time::Duration;
 use mysql_proxy_core::HealthConfig;
 use mysql_proxy_plugin_abi::{LogLevel, OptionKind};
 
-use crate::cli::{names, OptDesc, OptGroup};
 use crate::logging::parse_level;
+use crate::options::{names, OptDesc, OptGroup};
 
 /// The only group of the file that is read.
 pub const GROUP: &str = "mysql-proxy";
@@ -620,7 +620,7 @@ pub fn plugin_values(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::chassis_options;
+    use crate::options::chassis_options;
 
     fn file(text: &str) -> DefaultsFile {
         DefaultsFile::parse(Path::new("/etc/mp.cnf"), text).unwrap()

@@ -3,7 +3,7 @@
 
 use crate::config::{FileError, Problem};
 use crate::loader::LoadError;
-use crate::logging::LogError;
+use crate::logging::{one_line, LogError};
 use crate::process::ProcessError;
 
 /// A failure that ends the process. Every variant is exit code 1 (COMPAT
@@ -67,14 +67,4 @@ impl FatalError {
             other => vec![one_line(&other.to_string())],
         }
     }
-}
-
-/// Collapses a message to one line: some library errors carry newlines.
-pub fn one_line(message: &str) -> String {
-    message
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
 }

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use abi_stable::library::{lib_header_from_path, LibraryError, RootModule};
 use mysql_proxy_plugin_abi::{OptionSpec, PluginModuleRef};
 
-use crate::cli::{help_option_names, OptDesc, OptGroup, HELP_SHORTS};
-use crate::error::one_line;
+use crate::logging::one_line;
+use crate::options::{help_option_names, OptDesc, OptGroup, HELP_SHORTS};
 
 /// The plugin-ABI version this binary was built against.
 pub fn abi_version() -> String {
@@ -346,7 +346,7 @@ mod tests {
 
     #[test]
     fn conflicting_options_are_refused() {
-        let chassis = crate::cli::chassis_options();
+        let chassis = crate::options::chassis_options();
         let ok = [
             group("proxy", &[("proxy-address", 'P')]),
             group("admin", &[("admin-address", '\0')]),

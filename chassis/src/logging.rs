@@ -1,7 +1,8 @@
 //! The log: MySQL Proxy's line format (`YYYY-MM-DD HH:MM:SS: (<level>)
 //! <message>`, local time), written to stderr, a `--log-file` or syslog, and
 //! filtered by `--log-level`. It is a slog drain, so the core and plugins (via
-//! the host) log through the same `slog::Logger`.
+//! the host) log through the same `slog::Logger`. A message takes one line:
+//! [`one_line`] collapses those that carry newlines.
 //!
 //! Lines are written synchronously under a mutex, one `write` per line: there
 //! is no buffer to flush at exit, and lines from several threads never mix.
@@ -108,6 +109,16 @@ pub fn format_line(level: LogLevel, message: &str) -> String {
         level.name(),
         message
     )
+}
+
+/// Collapses a message to one line: some library errors carry newlines.
+pub fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// MySQL Proxy's mapping of its levels to syslog severities.

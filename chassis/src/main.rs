@@ -9,6 +9,7 @@ mod config;
 mod error;
 mod loader;
 mod logging;
+mod options;
 mod process;
 mod signals;
 

@@ -406,7 +406,7 @@ mod tests {
         };
         let mut config = ChassisConfig::resolve(
             &sources,
-            &crate::cli::chassis_options(),
+            &crate::options::chassis_options(),
             Path::new("/unused"),
         )
         .unwrap();
