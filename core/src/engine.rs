@@ -84,6 +84,8 @@ impl Engine {
     pub fn host(&self) -> HostHandle {
         CoreHost {
             registry: Arc::clone(&self.registry),
+            sessions: Arc::clone(&self.sessions),
+            health: self.config.health.clone(),
             logger: self.logger.clone(),
         }
         .handle()
@@ -121,7 +123,7 @@ impl Engine {
                 );
                 let context = Arc::new(ListenerContext {
                     plugin: Arc::clone(&plugin),
-                    plugin_name: loaded.name.clone(),
+                    plugin_name: Arc::from(loaded.name.as_str()),
                     listener_ndx: u32::try_from(ndx).unwrap_or(u32::MAX),
                     registry: Arc::clone(&self.registry),
                     logger: self.logger.new(slog::o!("plugin" => loaded.name.clone())),

@@ -54,6 +54,9 @@ pub enum SessionError {
     PluginRefused(String),
     #[error("plugin returned a decision this host does not know")]
     UnknownDecision,
+    /// Ended by `KILL` on the admin port.
+    #[error("killed")]
+    Killed,
 }
 
 impl SessionError {
@@ -76,6 +79,7 @@ impl SessionError {
             SessionError::PluginRefused(_)
             | SessionError::UnknownDecision
             | SessionError::NoServerConnection => Fault::Plugin,
+            SessionError::Killed => Fault::Internal,
         }
     }
 
@@ -86,6 +90,7 @@ impl SessionError {
             SessionError::ClientClosed
                 | SessionError::PluginRefused(_)
                 | SessionError::BackendEndedSession { .. }
+                | SessionError::Killed
         )
     }
 
@@ -108,7 +113,9 @@ impl SessionError {
             | SessionError::BackendClosed { .. }
             | SessionError::BackendIo { .. }
             | SessionError::BackendTimeout { .. }
-            | SessionError::BackendEndedSession { .. } => None,
+            | SessionError::BackendEndedSession { .. }
+            // As a killed server connection: closed without a word.
+            | SessionError::Killed => None,
             SessionError::ClientPacketTooLarge { .. } => Some(SqlError::new(
                 1153,
                 "08S01",

@@ -1,22 +1,33 @@
-//! The host object plugins receive: logging and the backend registry.
+//! The host object plugins receive: logging, the backend registry, the
+//! process list and KILL.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use mysql_proxy_plugin_abi::{
     abi_stable::{
         sabi_trait::TD_Opaque,
-        std_types::{RErr, ROk, RResult, RStr, RString, RVec},
+        std_types::{RErr, RNone, ROk, ROption, RResult, RSome, RStr, RString, RVec},
     },
     BackendInfo, BackendState, BackendType, HostFfi, HostFfi_TO, HostHandle, LogLevel,
+    ResponseColumn, ResultSetResponse, SqlError,
 };
+use mysql_proxy_protocol::constants::{ColumnType, Command, ERR_HEADER, OK_HEADER};
+use mysql_proxy_protocol::packets::HandshakeV10;
 
-use crate::backend::BackendRegistry;
+use crate::backend::courtesy::{self, error_text};
+use crate::backend::{BackendRegistry, HealthConfig};
 use crate::logging;
+use crate::net::{Conn, Limits, Stream};
+use crate::sessions::{Control, SessionTracker};
 
-/// Implements [`HostFfi`] over the engine's registry and logger.
+/// Implements [`HostFfi`] over the engine's registry, sessions and logger.
 #[derive(Clone)]
 pub struct CoreHost {
     pub registry: Arc<BackendRegistry>,
+    pub sessions: Arc<SessionTracker>,
+    /// The health checks' login and timeout, which `KILL QUERY` uses too.
+    pub health: HealthConfig,
     pub logger: slog::Logger,
 }
 
@@ -26,6 +37,116 @@ impl CoreHost {
             mysql_proxy_plugin_abi::abi_stable::std_types::RArc::new(self.clone()),
             TD_Opaque,
         )
+    }
+
+    /// `KILL QUERY`: the query session `id` runs on its backend is killed
+    /// there, over a connection of the proxy's own, in the background (as
+    /// MySQL's KILL QUERY returns before the query has stopped).
+    fn kill_query(&self, id: u64) -> Result<(), SqlError> {
+        let snapshot = self
+            .sessions
+            .snapshot(id)
+            .ok_or_else(|| unknown_thread(id))?;
+        let Some(user) = self.health.user.clone() else {
+            return Err(SqlError::new(
+                1105,
+                "HY000",
+                "(proxy) KILL QUERY needs --health-check-user: an account allowed to kill \
+                 other sessions' queries (CONNECTION ADMIN or SUPER)",
+            ));
+        };
+        if snapshot.state != "query" {
+            // Nothing runs: nothing to kill, as on a server.
+            return Ok(());
+        }
+        let backend = snapshot
+            .backend
+            .and_then(|(_, ndx)| self.registry.get(ndx))
+            .ok_or_else(|| {
+                SqlError::new(
+                    1105,
+                    "HY000",
+                    "(proxy) the session has no backend connection",
+                )
+            })?;
+        let password = self.health.password.clone();
+        let timeout = self.health.timeout;
+        let thread = snapshot.server_thread_id;
+        let logger = self.logger.clone();
+        actix_rt::spawn(async move {
+            let killed = tokio::time::timeout(
+                timeout,
+                kill_query_on(&backend.addr, &user, &password, thread, timeout),
+            )
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {} ms", timeout.as_millis())));
+            match killed {
+                Ok(()) => slog::info!(
+                    logger,
+                    "KILL QUERY {}: killed the query of thread {} on {}",
+                    id,
+                    thread,
+                    backend.name
+                ),
+                Err(reason) => slog::warn!(
+                    logger,
+                    "KILL QUERY {}: thread {} on {}: {}",
+                    id,
+                    thread,
+                    backend.name,
+                    reason
+                ),
+            }
+        });
+        Ok(())
+    }
+}
+
+/// MySQL's answer to KILL of a thread that does not exist.
+fn unknown_thread(id: u64) -> SqlError {
+    SqlError::new(1094, "HY000", format!("Unknown thread id: {id}"))
+}
+
+/// Logs in to a backend and has it kill the query of its thread `thread`.
+async fn kill_query_on(
+    address: &crate::address::Address,
+    user: &str,
+    password: &str,
+    thread: u32,
+    timeout: Duration,
+) -> Result<(), String> {
+    let stream = Stream::connect(address).await.map_err(|e| e.to_string())?;
+    let limits = Limits {
+        read_timeout: timeout,
+        write_timeout: timeout,
+        max_packet_size: 1 << 24,
+    };
+    let mut conn = Conn::new(stream, limits);
+    let greeting = conn.read_packet().await.map_err(|e| e.to_string())?;
+    if greeting.first_byte() == Some(ERR_HEADER) {
+        return Err(error_text(&greeting.payload));
+    }
+    let handshake =
+        HandshakeV10::decode(&greeting.payload).map_err(|e| format!("bad handshake: {e}"))?;
+    courtesy::login(
+        &mut conn,
+        &handshake.auth_plugin_data,
+        user,
+        password,
+        greeting.last_seq,
+    )
+    .await
+    .map_err(|e| format!("login as {user} failed: {e:?}"))?;
+    let mut kill = vec![Command::Query as u8];
+    kill.extend_from_slice(format!("KILL QUERY {thread}").as_bytes());
+    let reply = courtesy::command(&mut conn, &kill)
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = courtesy::quit(&mut conn).await;
+    if reply.first_byte() == Some(OK_HEADER) {
+        Ok(())
+    } else {
+        Err(error_text(&reply.payload))
     }
 }
 
@@ -59,4 +180,76 @@ impl HostFfi for CoreHost {
             None => RErr(format!("no backend with index {ndx}").into()),
         }
     }
+
+    fn connections(&self) -> ResultSetResponse {
+        let columns = [
+            ("id", ColumnType::LongLong),
+            ("plugin", ColumnType::VarString),
+            ("user", ColumnType::VarString),
+            ("client_address", ColumnType::VarString),
+            ("backend", ColumnType::VarString),
+            ("db", ColumnType::VarString),
+            ("state", ColumnType::VarString),
+            ("command", ColumnType::VarString),
+            ("info", ColumnType::VarString),
+            ("time", ColumnType::LongLong),
+            ("bytes_in", ColumnType::LongLong),
+            ("bytes_out", ColumnType::LongLong),
+        ];
+        let rows = self
+            .sessions
+            .snapshots()
+            .into_iter()
+            .map(|session| {
+                let backend = session.backend.map(|(name, _)| name);
+                RVec::from(vec![
+                    value(session.id),
+                    value(session.plugin),
+                    value(session.user),
+                    value(session.client_address),
+                    backend.map_or(RNone, value),
+                    value(session.db),
+                    value(session.state),
+                    session.command.map_or(RNone, value),
+                    session.info.map_or(RNone, value),
+                    value(session.time),
+                    value(session.bytes_in),
+                    value(session.bytes_out),
+                ])
+            })
+            .collect();
+        ResultSetResponse {
+            columns: columns
+                .into_iter()
+                .map(|(name, column_type)| ResponseColumn {
+                    name: name.into(),
+                    column_type: column_type as u8,
+                })
+                .collect(),
+            rows,
+        }
+    }
+
+    fn kill(&self, id: u64, query_only: bool) -> RResult<(), SqlError> {
+        let killed = if query_only {
+            self.kill_query(id)
+        } else {
+            // The query it runs is killed on its backend too (when the
+            // proxy may): closing its connection would leave the server
+            // running it, holding its locks, until it next looks at the
+            // connection.
+            if self.health.user.is_some() {
+                let _ = self.kill_query(id);
+            }
+            self.sessions
+                .send(id, Control::Kill)
+                .map_err(|_| unknown_thread(id))
+        };
+        killed.into()
+    }
+}
+
+/// A table cell.
+fn value(value: impl ToString) -> ROption<RVec<u8>> {
+    RSome(RVec::from(value.to_string().into_bytes()))
 }

@@ -1,10 +1,13 @@
-//! What the host offers plugins: logging and the backend registry.
+//! What the host offers plugins: logging, the backend registry, the
+//! process list and KILL.
 
 use abi_stable::{
     sabi_trait,
     std_types::{RArc, RResult, RStr, RString, RVec},
     StableAbi,
 };
+
+use crate::{ResultSetResponse, SqlError};
 
 /// Log levels, most severe first (MySQL Proxy's names).
 #[repr(u8)]
@@ -135,6 +138,23 @@ pub trait HostFfi: Send + Sync + Clone + 'static {
         state: BackendState,
         reason: RStr<'_>,
     ) -> RResult<(), RString>;
+
+    /// The process list: a row per client session of every listener (its
+    /// connection id, plugin, user, client address, backend, default
+    /// database, state `login` / `idle` / `query`, command and its text
+    /// truncated, seconds in that state, bytes in and out). The host renders
+    /// the table, so that a column it adds needs no new plugin.
+    fn connections(&self) -> ResultSetResponse;
+
+    /// `KILL <id>` (`query_only` false): ends client session `id`, between
+    /// its commands or in the middle of one (its client's connection is
+    /// closed, as MySQL closes a killed connection). `KILL QUERY <id>`
+    /// (`query_only` true): asks the session's backend, over a connection of
+    /// the proxy's own (logged in as `--health-check-user`), to kill the
+    /// query the session is running there; the session stays up and its
+    /// client gets the server's error for the query. Fails with 1094
+    /// "Unknown thread id" for a session that does not exist.
+    fn kill(&self, id: u64, query_only: bool) -> RResult<(), SqlError>;
 }
 
 /// The host handle given to a plugin's `init`.

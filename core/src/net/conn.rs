@@ -8,6 +8,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -32,7 +33,17 @@ const IDLE_PATIENCE: Duration = Duration::from_millis(500);
 
 /// How long a session waits for a response before it watches its client
 /// for closing (see [`Conn::fill_unless_closed`]).
-const RESPONSE_PATIENCE: Duration = Duration::from_secs(1);
+pub const RESPONSE_PATIENCE: Duration = Duration::from_secs(1);
+
+/// What ended a wait for a response before the response came.
+pub enum Interrupt {
+    /// The client closed its connection.
+    ClientClosed,
+    /// A control message came for the session.
+    Mail,
+    /// The wait has lasted its patience (once per command).
+    Lasting,
+}
 
 /// Which side of an idle session spoke first.
 pub enum Awake {
@@ -144,25 +155,32 @@ impl Conn {
 
     /// Like [`Conn::fill`], for a response the session waits on: once the
     /// wait has lasted [`RESPONSE_PATIENCE`], `client` (which owes nothing
-    /// meanwhile) is watched for closing its connection, which ends the
-    /// wait with `None`. `watching` goes false for good when the client
-    /// sends data instead (a pipelined command: no close).
+    /// meanwhile) is watched for closing its connection, and the session's
+    /// `mail` flag for a control message; either ends the wait, and so does
+    /// the patience itself the first time (`lasting` false: the session
+    /// then shows its command as one that lasts, and sets it). `watching`
+    /// goes false for good when the client sends data instead (a pipelined
+    /// command: no close).
     ///
     /// Watching only after a while costs the usual quick response nothing:
     /// watching a socket registers with it under a lock, every time.
-    pub async fn fill_unless_closed(
+    pub async fn fill_unless_interrupted(
         &mut self,
         client: &Conn,
         watching: &mut bool,
-    ) -> Result<Option<usize>, ConnError> {
+        mail: &AtomicBool,
+        lasting: bool,
+    ) -> Result<Result<usize, Interrupt>, ConnError> {
         if !client.buf.is_empty() {
             *watching = false;
         }
         let watch = ClientCloses {
             stream: &client.stream,
             watching,
+            mail,
+            lasting,
         };
-        Ok(self.fill_with(watch, Some(RESPONSE_PATIENCE)).await?.ok())
+        self.fill_with(watch, Some(RESPONSE_PATIENCE)).await
     }
 
     /// `fill` with a watch: `Ok(Err(seen))` when the watch saw something
@@ -458,17 +476,30 @@ impl Watch for ServerSpeaks<'_> {
 }
 
 /// A client waiting for its response, which closes or, pipelining, sends
-/// its next command (see [`Stream::poll_closed`]).
+/// its next command (see [`Stream::poll_closed`]), and the session's mail.
 struct ClientCloses<'a> {
     stream: &'a Stream,
     watching: &'a mut bool,
+    mail: &'a AtomicBool,
+    /// The wait is known to last already.
+    lasting: bool,
 }
 
 impl Watch for ClientCloses<'_> {
-    type Seen = ();
+    type Seen = Interrupt;
 
-    fn poll_watch(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        self.stream.poll_closed(cx, self.watching)
+    fn poll_watch(&mut self, cx: &mut Context<'_>) -> Poll<Interrupt> {
+        if !self.lasting {
+            self.lasting = true;
+            return Poll::Ready(Interrupt::Lasting);
+        }
+        // The sender of the mail wakes the task, which polls this.
+        if self.mail.load(Ordering::SeqCst) {
+            return Poll::Ready(Interrupt::Mail);
+        }
+        self.stream
+            .poll_closed(cx, self.watching)
+            .map(|()| Interrupt::ClientClosed)
     }
 }
 

@@ -8,5 +8,5 @@
 mod conn;
 mod stream;
 
-pub use conn::{Awake, Conn, ConnError, Limits, RawPacket};
+pub use conn::{Awake, Conn, ConnError, Interrupt, Limits, RawPacket, RESPONSE_PATIENCE};
 pub use stream::{ParkedStream, Stream};

@@ -13,7 +13,8 @@ use crate::sessions::SessionTracker;
 /// Per-listener settings every session of that listener shares.
 pub struct ListenerContext {
     pub plugin: Arc<PluginBox>,
-    pub plugin_name: String,
+    /// Shared by every session's entry in the process list.
+    pub plugin_name: Arc<str>,
     pub listener_ndx: u32,
     pub registry: Arc<BackendRegistry>,
     pub logger: slog::Logger,

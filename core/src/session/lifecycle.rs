@@ -22,13 +22,13 @@ use mysql_proxy_protocol::tracker::ResponseTracker;
 
 use super::relay::{self, Sink};
 use super::reply;
-use super::state::{client_error, ClientStage, Session};
+use super::state::{client_error, read_mail, ClientStage, Session};
 use crate::backend::courtesy;
 use crate::backend::server::{Login, LoginState, ServerConn, MULTI_STATEMENTS_ON};
 use crate::backend::{BackendCounters, BackendLease};
 use crate::error::SessionError;
 use crate::net::{Awake, RawPacket};
-use crate::sessions::SessionRegistration;
+use crate::sessions::Woken;
 
 /// Capabilities the proxy never lets client and server negotiate: TLS and
 /// compression are not relayed, and MariaDB's progress reports and metadata
@@ -82,11 +82,10 @@ impl Session {
     /// largest state, and an idle session (waiting in `command_phase`)
     /// should only pay for that state, not for the login's.
     pub async fn run(mut self: Box<Self>) {
-        let mut registration = self.context.sessions.register();
         let mut phase = Phase::ConnectServer;
         loop {
             phase = match phase {
-                Phase::Command => self.command_phase(&mut registration).await,
+                Phase::Command => self.command_phase().await,
                 Phase::Disconnect(reason) => {
                     Box::pin(self.disconnect(reason)).await;
                     return;
@@ -468,7 +467,8 @@ impl Session {
 
     /// The command phase: one client command at a time until the client
     /// quits, something fails, or the proxy shuts down.
-    async fn command_phase(&mut self, registration: &mut SessionRegistration) -> Phase {
+    async fn command_phase(&mut self) -> Phase {
+        self.show_identity();
         loop {
             if self.context.sessions.is_shutting_down() {
                 return Phase::Disconnect(None);
@@ -482,15 +482,22 @@ impl Session {
             // client's connection as it would close a direct client's, not
             // at the client's next command.
             let server = self.server.as_ref().map(|server| &server.conn);
-            let woken = registration
-                .unless_shutting_down(self.client.readable(server))
+            let woken = self
+                .mailbox
+                .or_interrupted(self.client.readable(server))
                 .await;
             match woken {
-                None => return Phase::Disconnect(None),
-                Some(Err(error)) => return Phase::Disconnect(Some(client_error(error))),
-                Some(Ok(Awake::Client)) => {}
+                Woken::ShuttingDown => return Phase::Disconnect(None),
+                Woken::Mail => match read_mail(&self.mailbox) {
+                    Some(end) => return Phase::Disconnect(Some(end)),
+                    None => continue,
+                },
+                Woken::Ready(Err(error)) => return Phase::Disconnect(Some(client_error(error))),
+                Woken::Ready(Ok(Awake::Client)) => {}
                 // Rare: boxed, so that the idle session does not carry its future.
-                Some(Ok(Awake::Server)) => return Box::pin(self.server_ended_session()).await,
+                Woken::Ready(Ok(Awake::Server)) => {
+                    return Box::pin(self.server_ended_session()).await
+                }
             }
             self.at_rest = true;
             // A command starts a new exchange: sequence id 0, answered from 1.
@@ -510,10 +517,16 @@ impl Session {
                 return Phase::Disconnect(None);
             }
             self.at_rest = false;
+            self.bytes_in += packet.raw.len() as u64;
+            self.mailbox.show_command();
+            self.command = Some(packet.payload.clone());
             // Boxed for the same reason as the phases in `run`.
             if let Err(error) = Box::pin(self.execute(&packet)).await {
                 return Phase::Disconnect(Some(error));
             }
+            self.command = None;
+            let shown = std::mem::take(&mut self.command_shown);
+            self.mailbox.show_idle(self.bytes_in, self.bytes_out, shown);
             if command == Some(Command::Quit as u8) || self.state.close_after_reply {
                 return Phase::Disconnect(None);
             }
@@ -541,6 +554,21 @@ impl Session {
         let _ = self.client.write_all(&framed).await;
         self.stage = ClientStage::MidResponse;
         Phase::Disconnect(Some(SessionError::ClientCompressed))
+    }
+
+    /// Shows who the session is in the process list (after the login, and
+    /// when a command changed it).
+    fn show_identity(&self) {
+        let backend = self
+            .server
+            .as_ref()
+            .map(|server| (server.name(), server.lease.backend().ndx));
+        self.mailbox.show_identity(
+            &self.state.username,
+            &self.state.default_db,
+            backend,
+            self.state.server_thread_id,
+        );
     }
 
     /// The server spoke or closed while the session was idle: it ended the
@@ -621,6 +649,7 @@ impl Session {
         }
         let tracker = ResponseTracker::new(command, self.capabilities);
         let summary = relay::relay_response(self, tracker, Sink::Client).await?;
+        self.bytes_out += summary.bytes;
         if let Some(server) = &self.server {
             BackendCounters::add(&server.lease.backend().counters.bytes, summary.bytes);
         }
@@ -642,10 +671,12 @@ impl Session {
         match command.split_first() {
             Some((&code, rest)) if code == Command::InitDb as u8 => {
                 self.state.default_db = text(rest);
+                self.show_identity();
             }
             Some((&code, rest)) if code == Command::ChangeUser as u8 => {
                 let user = rest.split(|&b| b == 0).next().unwrap_or_default();
                 self.state.username = text(user);
+                self.show_identity();
             }
             Some((&code, [low, high, ..])) if code == Command::SetOption as u8 => {
                 // The pool must know the connection's multi-statements option.
@@ -704,6 +735,10 @@ impl Session {
     pub(super) async fn send_response(&mut self, response: &Response) -> Result<(), SessionError> {
         let seq = self.next_client_seq();
         let payloads = reply::encode(response, self.capabilities, self.state.server_status);
+        self.bytes_out += payloads
+            .iter()
+            .map(|payload| (payload.len() + HEADER_LEN) as u64)
+            .sum::<u64>();
         self.stage = ClientStage::MidResponse;
         self.client
             .send_payloads(seq, &payloads)

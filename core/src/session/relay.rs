@@ -17,9 +17,9 @@ use mysql_proxy_protocol::codec::{self, HEADER_LEN};
 use mysql_proxy_protocol::lenenc::Reader;
 use mysql_proxy_protocol::tracker::{ResponseTracker, Step, TRACKER_PREFIX_LEN};
 
-use super::state::{client_error, ClientStage, Session};
+use super::state::{client_error, read_mail, ClientStage, Session};
 use crate::error::SessionError;
-use crate::net::{Conn, ConnError, RawPacket};
+use crate::net::{Conn, ConnError, Interrupt, RawPacket, RESPONSE_PATIENCE};
 
 /// Where a relayed response goes.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -185,10 +185,31 @@ pub(super) async fn relay_response(
         }
         // The client owes nothing while its response is on the way: if it
         // closes meanwhile, the session ends then rather than when the
-        // server answers (which may be never).
-        let filled = server.conn.fill_unless_closed(client, &mut watching_client);
-        if filled.await.map_err(|e| server.error(e))?.is_none() {
-            return Err(SessionError::ClientClosed);
+        // server answers (which may be never). A KILL ends it too.
+        let mail = session.mailbox.mail_flag();
+        let lasting = session.command_shown;
+        let filled =
+            server
+                .conn
+                .fill_unless_interrupted(client, &mut watching_client, mail, lasting);
+        match filled.await.map_err(|e| server.error(e))? {
+            Ok(_) => {}
+            Err(Interrupt::Lasting) => {
+                // Worth showing in the process list now (a quick command
+                // costs no lock for it).
+                if let Some(command) = &session.command {
+                    session
+                        .mailbox
+                        .show_lasting_command(command, RESPONSE_PATIENCE.as_secs());
+                }
+                session.command_shown = true;
+            }
+            Err(Interrupt::ClientClosed) => return Err(SessionError::ClientClosed),
+            Err(Interrupt::Mail) => {
+                if let Some(end) = read_mail(&session.mailbox) {
+                    return Err(end);
+                }
+            }
         }
     }
 }

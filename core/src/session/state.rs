@@ -14,6 +14,7 @@ use super::context::ListenerContext;
 use crate::backend::server::{Login, ServerConn};
 use crate::error::SessionError;
 use crate::net::{Conn, ConnError};
+use crate::sessions::{Control, SessionRegistration};
 
 /// Attributes a connection failure to the client.
 pub(super) fn client_error(error: ConnError) -> SessionError {
@@ -63,6 +64,17 @@ pub(super) struct Session {
     /// Set when the client's login asked for compression that was not
     /// offered, until its first command shows whether it compresses.
     pub check_compression: bool,
+    /// The session's mailbox (control messages) and what it shows of
+    /// itself in the process list.
+    pub mailbox: SessionRegistration,
+    /// Bytes of commands received from the client, and of responses
+    /// relayed to it.
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// The command running (kept to show it in the process list if it
+    /// lasts), and whether it is shown.
+    pub command: Option<Bytes>,
+    pub command_shown: bool,
     pub logger: slog::Logger,
 }
 
@@ -77,6 +89,11 @@ impl Session {
             "conn" => state.connection_id,
             "client" => state.client_address.to_string(),
         ));
+        let mailbox = context.sessions.register(
+            state.connection_id,
+            &context.plugin_name,
+            &state.client_address,
+        );
         Self {
             context,
             hooks,
@@ -91,7 +108,24 @@ impl Session {
             login: None,
             at_rest: false,
             check_compression: false,
+            mailbox,
+            bytes_in: 0,
+            bytes_out: 0,
+            command: None,
+            command_shown: false,
             logger,
         }
     }
+}
+
+/// Reads a session's mailbox (between commands, or while it waits for a
+/// response): the error that ends the session, if a message asks for that.
+pub(super) fn read_mail(mailbox: &SessionRegistration) -> Option<SessionError> {
+    mailbox
+        .take_mail()
+        .into_iter()
+        .map(|message| match message {
+            Control::Kill => SessionError::Killed,
+        })
+        .next()
 }

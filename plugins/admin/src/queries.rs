@@ -23,6 +23,15 @@ const HELP: &[(&str, &str)] = &[
         "UPDATE backends SET state='online' WHERE backend_ndx=N",
         "puts an offline backend back (up or down as health checks find it)",
     ),
+    (
+        "SELECT * FROM connections",
+        "lists the client sessions: user, backend, state, command, ...",
+    ),
+    ("KILL [CONNECTION] id", "ends client session id"),
+    (
+        "KILL QUERY id",
+        "has the backend kill the query session id runs (needs --health-check-user)",
+    ),
 ];
 
 /// Session settings client libraries send when they connect; the admin port
@@ -43,12 +52,14 @@ pub fn answer(query: &str, host: &HostHandle) -> Result<Response, SqlError> {
     let normalized = normalize(query);
     match normalized.as_str() {
         "select * from backends" => Ok(backends(host)),
+        "select * from connections" => Ok(Response::ResultSet(host.connections())),
         "select * from help" => Ok(help()),
         text if SESSION_SETTINGS.iter().any(|p| text.starts_with(p)) => {
             Ok(Response::Ok(OkResponse::default()))
         }
         text if text.starts_with("select @@") => system_variables(query),
         text if text.starts_with("update backends ") => update_backend_state(text, host),
+        text if text.starts_with("kill ") => kill(text, host),
         _ => Err(SqlError::new(
             1105,
             "07000",
@@ -121,6 +132,29 @@ fn column(name: &str, column_type: ColumnType) -> ResponseColumn {
 
 fn text(value: impl ToString) -> ROption<RVec<u8>> {
     RSome(RVec::from(value.to_string().into_bytes()))
+}
+
+/// `KILL [CONNECTION] <id>` / `KILL QUERY <id>` (already normalized), as
+/// MySQL's.
+fn kill(text: &str, host: &HostHandle) -> Result<Response, SqlError> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let (query_only, id) = match words.as_slice() {
+        ["kill", id] | ["kill", "connection", id] => (false, *id),
+        ["kill", "query", id] => (true, *id),
+        _ => {
+            return Err(SqlError::new(
+                1064,
+                "42000",
+                "usage: KILL [CONNECTION | QUERY] <id>",
+            ))
+        }
+    };
+    let id: u64 = id
+        .parse()
+        .map_err(|_| SqlError::new(1064, "42000", format!("not a connection id: {id}")))?;
+    host.kill(id, query_only)
+        .into_result()
+        .map(|()| Response::Ok(OkResponse::default()))
 }
 
 /// `UPDATE backends SET state = '<offline|online>' WHERE backend_ndx = <n>`
