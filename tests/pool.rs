@@ -101,6 +101,69 @@ fn the_next_client_reuses_the_server_connection_with_a_clean_session() {
     assert!(stderr.contains("ERROR 1045"), "{stderr}");
 }
 
+/// A client of the user a pooled connection is logged in as, with the same
+/// password, character set and attributes, logs in on it without
+/// COM_CHANGE_USER: the connection was reset when it was pooled, so the
+/// server has nothing to check (MariaDB's admin-command count, where
+/// COM_CHANGE_USER counts, does not move); its database is set with
+/// COM_INIT_DB (the connection's own may be any its last client chose with
+/// `USE`); its session is clean. Another user still goes through
+/// COM_CHANGE_USER.
+#[test]
+fn a_returning_user_logs_in_on_its_pooled_connection_without_the_server() {
+    let server = MariaDb::start();
+    let proxy = pooled_proxy(&server, &[]);
+    let thread_id = pool_one_connection(&proxy, leave_state);
+    // MariaDB counts COM_CHANGE_USER among its admin commands (as it does
+    // the COM_RESET_CONNECTION of a connection being pooled: each count is
+    // taken while no connection is being parked), read on one connection
+    // (a new one would count its own set-up).
+    let mut direct = server.root_conn();
+    let mut admin_commands = || -> u64 {
+        let row: Option<(String, u64)> = direct
+            .query_first("SHOW GLOBAL STATUS LIKE 'Com_admin_commands'")
+            .unwrap();
+        row.unwrap().1
+    };
+    let before = admin_commands();
+
+    let mut again = proxy.endpoint().root_conn();
+    assert_eq!(connection_id(&mut again), thread_id, "same server thread");
+    assert_clean(&mut again);
+    assert_eq!(
+        admin_commands(),
+        before,
+        "the returning user's login went to the server"
+    );
+    again.query_drop("USE mysql").unwrap();
+    drop(again);
+
+    // Parked in `mysql` (by a `USE` the proxy does not see); the next one
+    // asks for `test` and gets it.
+    proxy.wait_for_backend(1, "idle_connections", "1", IDLE_WITHIN);
+    let before = admin_commands();
+    let opts = mysql::OptsBuilder::from_opts(server.root_opts())
+        .ip_or_hostname(Some("127.0.0.1"))
+        .tcp_port(proxy.proxy_port())
+        .db_name(Some("test"));
+    let mut in_test = mysql::Conn::new(opts).unwrap();
+    assert_eq!(connection_id(&mut in_test), thread_id);
+    let db: Option<String> = in_test.query_first("SELECT DATABASE()").unwrap().unwrap();
+    assert_eq!(db.as_deref(), Some("test"));
+    assert_eq!(admin_commands(), before, "a login went to the server");
+    drop(in_test);
+
+    proxy.wait_for_backend(1, "idle_connections", "1", IDLE_WITHIN);
+    let before = admin_commands();
+    let mut other = proxy.endpoint().user_conn();
+    assert_eq!(connection_id(&mut other), thread_id);
+    assert_eq!(
+        admin_commands(),
+        before + 1,
+        "no COM_CHANGE_USER for another user"
+    );
+}
+
 #[test]
 fn a_pooled_connection_the_server_closed_is_never_handed_out() {
     let server = MariaDb::start();

@@ -17,36 +17,37 @@ use mysql_proxy_protocol::constants::CapabilityFlags;
 
 use crate::net::ParkedStream;
 
+/// Who a connection is logged in as, and how: the handshake frame and auth
+/// response that did it, the capabilities negotiated then (which the server
+/// keeps using), and what a returning client must ask for the same to be
+/// let in without the server (see `session/pooled_login.rs`).
+#[derive(Clone, Debug, Default)]
+pub struct Login {
+    /// The handshake frame (header included) its first client was sent: the
+    /// next client must answer that same challenge.
+    pub greeting: Bytes,
+    pub username: Bytes,
+    pub auth_response: Bytes,
+    pub auth_plugin: Bytes,
+    pub capabilities: CapabilityFlags,
+    pub character_set: u8,
+    /// The connection attributes the server has for the session.
+    pub attributes: Bytes,
+}
+
 /// An authenticated server connection waiting for a client.
 #[derive(Debug)]
 pub struct PooledConn {
     pub stream: ParkedStream,
-    /// The handshake frame (header included) its first client was sent.
-    pub greeting: Bytes,
-    /// The user it is logged in as, and the auth response that logged it
-    /// in (to check a returning client without a round trip).
-    pub username: Bytes,
-    pub auth_response: Bytes,
-    /// The capabilities its first client negotiated: the server keeps
-    /// parsing (e.g. COM_CHANGE_USER) and answering by them.
-    pub capabilities: CapabilityFlags,
+    pub login: Login,
     parked_at: Instant,
 }
 
 impl PooledConn {
-    pub fn new(
-        stream: ParkedStream,
-        greeting: Bytes,
-        username: Bytes,
-        auth_response: Bytes,
-        capabilities: CapabilityFlags,
-    ) -> Self {
+    pub fn new(stream: ParkedStream, login: Login) -> Self {
         Self {
             stream,
-            greeting,
-            username,
-            auth_response,
-            capabilities,
+            login,
             parked_at: Instant::now(),
         }
     }
@@ -160,13 +161,7 @@ mod tests {
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         client.set_nonblocking(true).unwrap();
         let (server, _) = listener.accept().unwrap();
-        let conn = PooledConn::new(
-            ParkedStream::Tcp(client),
-            Bytes::new(),
-            Bytes::new(),
-            Bytes::new(),
-            CapabilityFlags(0),
-        );
+        let conn = PooledConn::new(ParkedStream::Tcp(client), Login::default());
         (conn, server)
     }
 

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use mysql_proxy_plugin_abi::PoolSpec;
 use mysql_proxy_protocol::codec::HEADER_LEN;
 use mysql_proxy_protocol::constants::{CapabilityFlags, Command, ERR_HEADER, OK_HEADER};
@@ -13,7 +12,7 @@ use mysql_proxy_protocol::lenenc::put_lenenc_bytes;
 use mysql_proxy_protocol::packets::HandshakeResponse41;
 
 use super::courtesy::{self, error_text};
-use super::pool::PooledConn;
+use super::pool::{Login, PooledConn};
 use super::registry::{BackendCounters, BackendLease};
 use crate::error::SessionError;
 use crate::net::{Conn, ConnError, Limits, RawPacket, Stream};
@@ -37,17 +36,6 @@ pub const CONNECTION_BOUND_CAPABILITIES: CapabilityFlags = CapabilityFlags(
 pub const MULTI_STATEMENTS_ON: u16 = 0;
 pub const MULTI_STATEMENTS_OFF: u16 = 1;
 
-/// Who a connection is logged in as, the handshake frame and auth response
-/// that did it, and the capabilities negotiated then (which the server keeps
-/// using).
-#[derive(Clone)]
-pub struct Login {
-    pub greeting: Bytes,
-    pub username: Bytes,
-    pub auth_response: Bytes,
-    pub capabilities: CapabilityFlags,
-}
-
 /// Where the login of a server connection stands.
 pub enum LoginState {
     /// A new connection: the server greeted and waits for a login.
@@ -55,7 +43,7 @@ pub enum LoginState {
     /// From the pool, logged in as someone (this login): the client's login
     /// must become a COM_CHANGE_USER (or be checked against this one), and
     /// until it is sent the connection may go back to the pool unused.
-    Pooled(Login),
+    Pooled(Box<Login>),
     /// The client's login went to the server, whose verdict is awaited;
     /// `reply_due` is the sequence id the server expects while it waits for
     /// the client's next auth packet (after an auth switch or more data).
@@ -180,6 +168,7 @@ impl ServerConn {
             None => backend.pool.take(spec),
             Some(bound) => backend.pool.take_matching(spec, |pooled| {
                 pooled
+                    .login
                     .capabilities
                     .intersection(CONNECTION_BOUND_CAPABILITIES)
                     == bound
@@ -191,24 +180,18 @@ impl ServerConn {
         let Ok(stream) = pooled.stream.resume() else {
             return Err(lease);
         };
-        let seq = pooled.greeting.get(3).copied().unwrap_or(0);
+        let login = pooled.login;
+        let seq = login.greeting.get(3).copied().unwrap_or(0);
         Ok(ServerConn {
             conn: Conn::new(stream, limits),
             lease,
             greeting: Some(RawPacket {
-                payload: pooled
-                    .greeting
-                    .slice(HEADER_LEN.min(pooled.greeting.len())..),
-                raw: pooled.greeting.clone(),
+                payload: login.greeting.slice(HEADER_LEN.min(login.greeting.len())..),
+                raw: login.greeting.clone(),
                 seq,
                 last_seq: seq,
             }),
-            login: LoginState::Pooled(Login {
-                greeting: pooled.greeting,
-                username: pooled.username,
-                auth_response: pooled.auth_response,
-                capabilities: pooled.capabilities,
-            }),
+            login: LoginState::Pooled(Box::new(login)),
             auth_seq_shift: 0,
         })
     }
@@ -268,13 +251,7 @@ impl ServerConn {
         let Some(stream) = self.conn.park() else {
             return Ok(());
         };
-        let pooled = PooledConn::new(
-            stream,
-            login.greeting,
-            login.username,
-            login.auth_response,
-            login.capabilities,
-        );
+        let pooled = PooledConn::new(stream, login);
         backend.pool.park(pooled, spec);
         Ok(())
     }

@@ -24,7 +24,8 @@ use super::relay::{self, Sink};
 use super::reply;
 use super::state::{client_error, read_mail, ClientStage, Session};
 use crate::backend::courtesy;
-use crate::backend::server::{Login, LoginState, ServerConn, MULTI_STATEMENTS_ON};
+use crate::backend::pool::Login;
+use crate::backend::server::{LoginState, ServerConn, MULTI_STATEMENTS_ON};
 use crate::backend::{BackendCounters, BackendLease};
 use crate::error::SessionError;
 use crate::net::{Awake, RawPacket};
@@ -857,7 +858,7 @@ impl Session {
                 }
                 self.login.take()
             }
-            LoginState::Pooled(login) => Some(login.clone()),
+            LoginState::Pooled(login) => Some(Login::clone(login)),
             LoginState::Greeted | LoginState::Sent { .. } => None,
         }
     }

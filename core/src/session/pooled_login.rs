@@ -11,13 +11,16 @@ use bytes::{Bytes, BytesMut};
 use mysql_proxy_plugin_abi::{PoolReset, Response, SqlError};
 use mysql_proxy_protocol::codec;
 use mysql_proxy_protocol::constants::{CapabilityFlags, Command, OK_HEADER};
-use mysql_proxy_protocol::packets::{AuthSwitchRequest, HandshakeResponse41, HandshakeV10};
+use mysql_proxy_protocol::packets::{
+    parse_connect_attrs, AuthSwitchRequest, HandshakeResponse41, HandshakeV10,
+};
 
 use super::lifecycle::Phase;
 use super::state::{client_error, ClientStage, Session};
 use crate::backend::courtesy;
+use crate::backend::pool::Login;
 use crate::backend::server::{
-    change_user_payload, Login, LoginState, ServerConn, CONNECTION_BOUND_CAPABILITIES,
+    change_user_payload, LoginState, ServerConn, CONNECTION_BOUND_CAPABILITIES,
 };
 use crate::backend::BackendLease;
 use crate::error::SessionError;
@@ -26,17 +29,21 @@ impl Session {
     /// Records the client's login on the server connection: what the pool
     /// files the connection under if it is pooled later.
     pub(super) fn note_login(&mut self, greeting: Bytes, auth: &HandshakeResponse41) {
+        // Copies: slices would keep the whole read buffer they were cut from
+        // alive for the life of the session.
+        let copy = |field: Option<&Bytes>| Bytes::copy_from_slice(field.map_or(&[][..], |f| f));
         self.login = Some(Login {
             greeting,
-            // Copies: slices would keep the whole read buffer they were cut
-            // from alive for the life of the session.
-            username: Bytes::copy_from_slice(&auth.username),
-            auth_response: Bytes::copy_from_slice(&auth.auth_response),
+            username: copy(Some(&auth.username)),
+            auth_response: copy(Some(&auth.auth_response)),
+            auth_plugin: copy(auth.auth_plugin_name.as_ref()),
             // A pooled connection keeps what its first client negotiated.
             capabilities: match self.server.as_ref().and_then(ServerConn::pooled) {
                 Some(pooled) => pooled.capabilities,
                 None => self.capabilities,
             },
+            character_set: auth.character_set,
+            attributes: copy(auth.connect_attrs.as_ref()),
         });
     }
 
@@ -173,13 +180,28 @@ impl Session {
             return Phase::Disconnect(Some(SessionError::NoServerConnection));
         };
         let reset = self.context.pool.reset;
-        if reset == PoolReset::ResetConnection
-            && (pooled.username != auth.username || pooled.auth_response != auth.auth_response)
-        {
+        let same_login =
+            pooled.username == auth.username && pooled.auth_response == auth.auth_response;
+        if reset == PoolReset::ResetConnection && !same_login {
             // The connection stays as the pool gave it and goes back.
             let error = SqlError::new(1045, "28000", "(proxy-pool) login failed");
             return self.refuse(error).await;
         }
+        // The connection is logged in as this client already (same user,
+        // same answer to the same challenge: the same password) and was
+        // reset when it was pooled: nothing for the server to check. Only
+        // what COM_CHANGE_USER would set differently sends the login to the
+        // server after all: another character set, other connection
+        // attributes, or no database (the connection's default database is
+        // whatever its last client chose, `USE` included, which the proxy
+        // does not see: COM_CHANGE_USER clears it, COM_INIT_DB sets the
+        // client's).
+        let relogin_needed = reset == PoolReset::ChangeUser
+            && !(same_login
+                && pooled.auth_plugin == auth.auth_plugin_name.as_deref().unwrap_or_default()
+                && pooled.character_set == auth.character_set
+                && same_attributes(&pooled.attributes, auth.connect_attrs.as_ref())
+                && auth.database.as_ref().is_some_and(|db| !db.is_empty()));
         let Some(server) = self.server.as_mut() else {
             return Phase::Disconnect(Some(SessionError::NoServerConnection));
         };
@@ -203,42 +225,56 @@ impl Session {
             }
         }
         server.login = LoginState::Sent { reply_due: None };
-        match reset {
-            PoolReset::ResetConnection => {
-                // The connection was reset when it was pooled; the client's
-                // database is all that remains to set.
-                if let Some(db) = auth.database.as_ref().filter(|db| !db.is_empty()) {
-                    let mut init_db = vec![Command::InitDb as u8];
-                    init_db.extend_from_slice(db);
-                    match courtesy::command(&mut server.conn, &init_db).await {
-                        Ok(reply) if reply.first_byte() == Some(OK_HEADER) => {}
-                        Ok(reply) => {
-                            // E.g. the database does not exist: tell the client.
-                            let _ = self
-                                .client
-                                .send_payloads(auth_seq.wrapping_add(1), &[reply.payload])
-                                .await;
-                            return Phase::Disconnect(None);
-                        }
-                        Err(error) => return Phase::Disconnect(Some(server.error(error))),
-                    }
-                }
-                server.login = LoginState::LoggedIn;
-                match self.send_response(&Response::Ok(Default::default())).await {
-                    Ok(()) => Phase::Command,
-                    Err(error) => Phase::Disconnect(Some(error)),
-                }
+        if relogin_needed {
+            let change_user = change_user_payload(auth, pooled.capabilities);
+            if let Err(error) = server.conn.write_all(&codec::frame(0, &change_user)).await {
+                return Phase::Disconnect(Some(server.error(error)));
             }
-            PoolReset::ChangeUser => {
-                let change_user = change_user_payload(auth, pooled.capabilities);
-                if let Err(error) = server.conn.write_all(&codec::frame(0, &change_user)).await {
-                    return Phase::Disconnect(Some(server.error(error)));
+            // The server answers with sequence 1; the client expects the one
+            // after its auth response.
+            server.auth_seq_shift = auth_seq;
+            return Phase::ReadAuthResult;
+        }
+        // The connection was reset when it was pooled (its database kept);
+        // the client's database is all that remains to set.
+        if let Some(db) = auth.database.as_ref().filter(|db| !db.is_empty()) {
+            let mut init_db = vec![Command::InitDb as u8];
+            init_db.extend_from_slice(db);
+            match courtesy::command(&mut server.conn, &init_db).await {
+                Ok(reply) if reply.first_byte() == Some(OK_HEADER) => {}
+                Ok(reply) => {
+                    // E.g. the database does not exist: tell the client.
+                    let _ = self
+                        .client
+                        .send_payloads(auth_seq.wrapping_add(1), &[reply.payload])
+                        .await;
+                    return Phase::Disconnect(None);
                 }
-                // The server answers with sequence 1; the client expects
-                // the one after its auth response.
-                server.auth_seq_shift = auth_seq;
-                Phase::ReadAuthResult
+                Err(error) => return Phase::Disconnect(Some(server.error(error))),
             }
         }
+        server.login = LoginState::LoggedIn;
+        match self.send_response(&Response::Ok(Default::default())).await {
+            Ok(()) => Phase::Command,
+            Err(error) => Phase::Disconnect(Some(error)),
+        }
+    }
+}
+
+/// Whether two connection-attribute blocks say the same, in any order
+/// (drivers that keep their attributes in a hash map send them in another
+/// order on every connection).
+fn same_attributes(pooled: &Bytes, client: Option<&Bytes>) -> bool {
+    let client = client.cloned().unwrap_or_default();
+    if *pooled == client {
+        return true;
+    }
+    match (parse_connect_attrs(pooled), parse_connect_attrs(&client)) {
+        (Ok(mut pooled), Ok(mut client)) => {
+            pooled.sort_unstable();
+            client.sort_unstable();
+            pooled == client
+        }
+        _ => false,
     }
 }

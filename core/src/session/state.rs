@@ -11,7 +11,8 @@ use mysql_proxy_plugin_abi::{HooksBox, SessionState};
 use mysql_proxy_protocol::constants::CapabilityFlags;
 
 use super::context::ListenerContext;
-use crate::backend::server::{Login, ServerConn};
+use crate::backend::pool::Login;
+use crate::backend::server::ServerConn;
 use crate::error::SessionError;
 use crate::net::{Conn, ConnError};
 use crate::sessions::{Control, SessionRegistration};
