@@ -102,13 +102,13 @@ fn the_next_client_reuses_the_server_connection_with_a_clean_session() {
 }
 
 /// A client of the user a pooled connection is logged in as, with the same
-/// password, character set and attributes, logs in on it without
-/// COM_CHANGE_USER: the connection was reset when it was pooled, so the
-/// server has nothing to check (MariaDB's admin-command count, where
-/// COM_CHANGE_USER counts, does not move); its database is set with
-/// COM_INIT_DB (the connection's own may be any its last client chose with
-/// `USE`); its session is clean. Another user still goes through
-/// COM_CHANGE_USER.
+/// password, character set and attributes, logs in on it without the
+/// server: the connection was reset when it was pooled (and its database
+/// noted then), so there is nothing for a COM_CHANGE_USER to do but a round
+/// trip. MariaDB's counts of admin commands (where COM_CHANGE_USER counts)
+/// and of database changes (COM_INIT_DB) do not move; a client asking for
+/// another database than the one a `USE` left gets it with COM_INIT_DB; its
+/// session is clean. Another user still goes through COM_CHANGE_USER.
 #[test]
 fn a_returning_user_logs_in_on_its_pooled_connection_without_the_server() {
     let server = MariaDb::start();
@@ -119,19 +119,24 @@ fn a_returning_user_logs_in_on_its_pooled_connection_without_the_server() {
     // taken while no connection is being parked), read on one connection
     // (a new one would count its own set-up).
     let mut direct = server.root_conn();
-    let mut admin_commands = || -> u64 {
-        let row: Option<(String, u64)> = direct
-            .query_first("SHOW GLOBAL STATUS LIKE 'Com_admin_commands'")
+    let mut counts = || -> (u64, u64) {
+        let rows: Vec<(String, u64)> = direct
+            .query(
+                "SELECT VARIABLE_NAME, VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
+                 WHERE VARIABLE_NAME IN ('COM_ADMIN_COMMANDS', 'COM_CHANGE_DB') \
+                 ORDER BY VARIABLE_NAME",
+            )
             .unwrap();
-        row.unwrap().1
+        (rows[0].1, rows[1].1)
     };
-    let before = admin_commands();
+    let before = counts();
 
+    // Same login, same database (`test`, where the first client was).
     let mut again = proxy.endpoint().root_conn();
     assert_eq!(connection_id(&mut again), thread_id, "same server thread");
     assert_clean(&mut again);
     assert_eq!(
-        admin_commands(),
+        counts(),
         before,
         "the returning user's login went to the server"
     );
@@ -139,27 +144,23 @@ fn a_returning_user_logs_in_on_its_pooled_connection_without_the_server() {
     drop(again);
 
     // Parked in `mysql` (by a `USE` the proxy does not see); the next one
-    // asks for `test` and gets it.
+    // asks for `test` and gets it with COM_INIT_DB, still no COM_CHANGE_USER.
     proxy.wait_for_backend(1, "idle_connections", "1", IDLE_WITHIN);
-    let before = admin_commands();
-    let opts = mysql::OptsBuilder::from_opts(server.root_opts())
-        .ip_or_hostname(Some("127.0.0.1"))
-        .tcp_port(proxy.proxy_port())
-        .db_name(Some("test"));
-    let mut in_test = mysql::Conn::new(opts).unwrap();
+    let (admin_before, db_changes_before) = counts();
+    let mut in_test = proxy.endpoint().root_conn();
     assert_eq!(connection_id(&mut in_test), thread_id);
     let db: Option<String> = in_test.query_first("SELECT DATABASE()").unwrap().unwrap();
     assert_eq!(db.as_deref(), Some("test"));
-    assert_eq!(admin_commands(), before, "a login went to the server");
+    assert_eq!(counts(), (admin_before, db_changes_before + 1));
     drop(in_test);
 
     proxy.wait_for_backend(1, "idle_connections", "1", IDLE_WITHIN);
-    let before = admin_commands();
+    let (admin_before, _) = counts();
     let mut other = proxy.endpoint().user_conn();
     assert_eq!(connection_id(&mut other), thread_id);
     assert_eq!(
-        admin_commands(),
-        before + 1,
+        counts().0,
+        admin_before + 1,
         "no COM_CHANGE_USER for another user"
     );
 }

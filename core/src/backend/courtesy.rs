@@ -14,8 +14,9 @@ use mysql_proxy_protocol::auth::native_password_scramble;
 use mysql_proxy_protocol::codec;
 use mysql_proxy_protocol::constants::{
     CapabilityFlags, Command, AUTH_MORE_DATA_HEADER, AUTH_SWITCH_HEADER,
-    CHARSET_UTF8MB4_GENERAL_CI, ERR_HEADER, OK_HEADER,
+    CHARSET_UTF8MB4_GENERAL_CI, EOF_HEADER, ERR_HEADER, NULL_VALUE, OK_HEADER,
 };
+use mysql_proxy_protocol::lenenc::Reader;
 use mysql_proxy_protocol::packets::{AuthSwitchRequest, ErrPacket, HandshakeResponse41};
 
 use crate::net::{Conn, ConnError, RawPacket};
@@ -42,6 +43,38 @@ pub async fn quit(conn: &mut Conn) -> Result<(), ConnError> {
 pub async fn command(conn: &mut Conn, payload: &[u8]) -> Result<RawPacket, ConnError> {
     conn.write_all(&codec::frame(0, payload)).await?;
     conn.read_packet().await
+}
+
+/// Runs a query that answers one row of one column (text protocol) and
+/// returns that value, empty for NULL. `deprecate_eof`: the connection's
+/// results end with an OK instead of EOF packets.
+pub async fn query_value(conn: &mut Conn, sql: &str, deprecate_eof: bool) -> Result<Bytes, String> {
+    let mut query = vec![Command::Query as u8];
+    query.extend_from_slice(sql.as_bytes());
+    let broken = |what: &str| format!("unexpected {what} in the answer to {sql}");
+    let first = command(conn, &query).await.map_err(|e| e.to_string())?;
+    match first.first_byte() {
+        Some(ERR_HEADER) => return Err(error_text(&first.payload)),
+        Some(1) => {}
+        _ => return Err(broken("column count")),
+    }
+    // The column definition, and its EOF before the rows.
+    let skip = if deprecate_eof { 1 } else { 2 };
+    for _ in 0..skip {
+        conn.read_packet().await.map_err(|e| e.to_string())?;
+    }
+    let row = conn.read_packet().await.map_err(|e| e.to_string())?;
+    let mut reader = Reader::new(&row.payload);
+    let value = match row.first_byte() {
+        Some(NULL_VALUE) => Bytes::new(),
+        _ => Bytes::copy_from_slice(reader.lenenc_bytes().map_err(|_| broken("row"))?),
+    };
+    // The result's terminator (EOF, or OK with DEPRECATE_EOF).
+    let end = conn.read_packet().await.map_err(|e| e.to_string())?;
+    if end.first_byte() != Some(EOF_HEADER) {
+        return Err(broken("end of the result"));
+    }
+    Ok(value)
 }
 
 /// Ends a connection whose server waits for a login that will not come

@@ -33,6 +33,8 @@ pub struct Login {
     pub character_set: u8,
     /// The connection attributes the server has for the session.
     pub attributes: Bytes,
+    /// The session's default database when it was parked (empty: none).
+    pub database: Bytes,
 }
 
 /// An authenticated server connection waiting for a client.

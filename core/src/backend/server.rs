@@ -228,7 +228,7 @@ impl ServerConn {
     /// connection back if it stays out of the pool, and says why.
     pub async fn park(
         mut self,
-        login: Login,
+        mut login: Login,
         spec: &PoolSpec,
         within: Duration,
     ) -> Result<(), (ServerConn, String)> {
@@ -245,6 +245,19 @@ impl ServerConn {
             if let Some(failure) = failure {
                 return Err((self, format!("reset failed ({failure})")));
             }
+            // The reset keeps the default database, which the client may
+            // have changed with a `USE` the proxy did not see: asked now,
+            // so that a returning client of the same login and database
+            // needs no round trip at all.
+            let deprecate_eof = login.capabilities.contains(CapabilityFlags::DEPRECATE_EOF);
+            let asked = courtesy::query_value(&mut self.conn, "SELECT DATABASE()", deprecate_eof);
+            login.database = match tokio::time::timeout(within, asked).await {
+                Ok(Ok(database)) => database,
+                Ok(Err(error)) => {
+                    return Err((self, format!("SELECT DATABASE() failed ({error})")))
+                }
+                Err(_) => return Err((self, "SELECT DATABASE(): no answer".to_string())),
+            };
         }
         let backend = Arc::clone(self.lease.backend());
         // Not at rest (bytes pending) or not detachable: closed here.

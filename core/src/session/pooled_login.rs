@@ -44,6 +44,7 @@ impl Session {
             },
             character_set: auth.character_set,
             attributes: copy(auth.connect_attrs.as_ref()),
+            database: copy(auth.database.as_ref()),
         });
     }
 
@@ -189,19 +190,19 @@ impl Session {
         }
         // The connection is logged in as this client already (same user,
         // same answer to the same challenge: the same password) and was
-        // reset when it was pooled: nothing for the server to check. Only
-        // what COM_CHANGE_USER would set differently sends the login to the
-        // server after all: another character set, other connection
-        // attributes, or no database (the connection's default database is
-        // whatever its last client chose, `USE` included, which the proxy
-        // does not see: COM_CHANGE_USER clears it, COM_INIT_DB sets the
-        // client's).
+        // reset when it was pooled: nothing for the server to check, no
+        // round trip. Only what COM_CHANGE_USER would set differently sends
+        // the login to the server after all: another character set, other
+        // connection attributes, or no database where the connection has
+        // one (COM_CHANGE_USER clears it; another database is set with
+        // COM_INIT_DB).
+        let wanted_db = auth.database.as_deref().unwrap_or_default();
         let relogin_needed = reset == PoolReset::ChangeUser
             && !(same_login
                 && pooled.auth_plugin == auth.auth_plugin_name.as_deref().unwrap_or_default()
                 && pooled.character_set == auth.character_set
                 && same_attributes(&pooled.attributes, auth.connect_attrs.as_ref())
-                && auth.database.as_ref().is_some_and(|db| !db.is_empty()));
+                && (!wanted_db.is_empty() || pooled.database.is_empty()));
         let Some(server) = self.server.as_mut() else {
             return Phase::Disconnect(Some(SessionError::NoServerConnection));
         };
@@ -235,9 +236,14 @@ impl Session {
             server.auth_seq_shift = auth_seq;
             return Phase::ReadAuthResult;
         }
-        // The connection was reset when it was pooled (its database kept);
-        // the client's database is all that remains to set.
-        if let Some(db) = auth.database.as_ref().filter(|db| !db.is_empty()) {
+        // The connection was reset when it was pooled (its database kept,
+        // and noted then); the client's database is all that may remain
+        // to set.
+        if let Some(db) = auth
+            .database
+            .as_ref()
+            .filter(|db| !db.is_empty() && **db != pooled.database)
+        {
             let mut init_db = vec![Command::InitDb as u8];
             init_db.extend_from_slice(db);
             match courtesy::command(&mut server.conn, &init_db).await {
