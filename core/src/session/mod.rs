@@ -5,6 +5,7 @@
 //! chosen) the backend's, and relays between them itself: a query and its
 //! result cost no message hop between actors, and no copy beyond the kernel's.
 
+mod command;
 mod context;
 mod lifecycle;
 mod pooled_login;

@@ -7,7 +7,11 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use mysql_proxy_plugin_abi::{HooksBox, SessionState};
+use mysql_proxy_plugin_abi::{
+    abi_stable::nonexhaustive_enum::{GetEnumInfo, NonExhaustive},
+    abi_stable::std_types::{RResult, RString},
+    HooksBox, SessionState, SqlError,
+};
 use mysql_proxy_protocol::constants::CapabilityFlags;
 
 use super::context::ListenerContext;
@@ -129,4 +133,24 @@ pub(super) fn read_mail(mailbox: &SessionRegistration) -> Option<SessionError> {
             Control::Kill => SessionError::Killed,
         })
         .next()
+}
+
+/// Protocol text (a name, a version) for the session state: as sent when it
+/// is UTF-8, the usual case and the cheap check, else with replacement
+/// characters.
+pub(super) fn text(bytes: &[u8]) -> RString {
+    match std::str::from_utf8(bytes) {
+        Ok(valid) => valid.into(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned().into(),
+    }
+}
+
+/// A hook's result with the decision unwrapped: `Ok(None)` is a decision
+/// variant this host does not know (from a newer plugin ABI).
+pub(super) fn known<E: GetEnumInfo, S, I>(
+    result: RResult<NonExhaustive<E, S, I>, SqlError>,
+) -> Result<Option<E>, SqlError> {
+    result
+        .into_result()
+        .map(|decision| decision.into_enum().ok())
 }
