@@ -12,13 +12,12 @@ use mysql_proxy_plugin_abi::{
     BackendInfo, BackendState, BackendType, HostFfi, HostFfi_TO, HostHandle, LogLevel,
     ResponseColumn, ResultSetResponse, SqlError,
 };
-use mysql_proxy_protocol::constants::{ColumnType, Command, ERR_HEADER, OK_HEADER};
-use mysql_proxy_protocol::packets::HandshakeV10;
+use mysql_proxy_protocol::constants::{ColumnType, Command, OK_HEADER};
 
 use crate::backend::courtesy::{self, error_text};
 use crate::backend::{BackendRegistry, HealthConfig};
 use crate::logging;
-use crate::net::{Conn, Limits, Stream};
+use crate::net::Stream;
 use crate::sessions::{Control, SessionTracker};
 
 /// Implements [`HostFfi`] over the engine's registry, sessions and logger.
@@ -116,27 +115,9 @@ async fn kill_query_on(
     timeout: Duration,
 ) -> Result<(), String> {
     let stream = Stream::connect(address).await.map_err(|e| e.to_string())?;
-    let limits = Limits {
-        read_timeout: timeout,
-        write_timeout: timeout,
-        max_packet_size: 1 << 24,
-    };
-    let mut conn = Conn::new(stream, limits);
-    let greeting = conn.read_packet().await.map_err(|e| e.to_string())?;
-    if greeting.first_byte() == Some(ERR_HEADER) {
-        return Err(error_text(&greeting.payload));
-    }
-    let handshake =
-        HandshakeV10::decode(&greeting.payload).map_err(|e| format!("bad handshake: {e}"))?;
-    courtesy::login(
-        &mut conn,
-        &handshake.auth_plugin_data,
-        user,
-        password,
-        greeting.last_seq,
-    )
-    .await
-    .map_err(|e| format!("login as {user} failed: {e:?}"))?;
+    let mut conn = courtesy::greeted_login(stream, timeout, user, password)
+        .await
+        .map_err(|e| format!("login as {user} failed: {e:?}"))?;
     let mut kill = vec![Command::Query as u8];
     kill.extend_from_slice(format!("KILL QUERY {thread}").as_bytes());
     let reply = courtesy::command(&mut conn, &kill)

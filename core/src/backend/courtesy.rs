@@ -17,9 +17,11 @@ use mysql_proxy_protocol::constants::{
     CHARSET_UTF8MB4_GENERAL_CI, EOF_HEADER, ERR_HEADER, NULL_VALUE, OK_HEADER,
 };
 use mysql_proxy_protocol::lenenc::Reader;
-use mysql_proxy_protocol::packets::{AuthSwitchRequest, ErrPacket, HandshakeResponse41};
+use mysql_proxy_protocol::packets::{
+    AuthSwitchRequest, ErrPacket, HandshakeResponse41, HandshakeV10,
+};
 
-use crate::net::{Conn, ConnError, RawPacket};
+use crate::net::{Conn, ConnError, Limits, RawPacket, Stream};
 
 /// The auth plugin the proxy's own logins use.
 const NATIVE_PASSWORD: &[u8] = b"mysql_native_password";
@@ -103,6 +105,33 @@ pub async fn decline_auth_round(conn: &mut Conn, seq: u8, within: Duration) {
         Ok::<_, LoginError>(())
     };
     let _ = tokio::time::timeout(within, exchange).await;
+}
+
+/// On a new connection to a server: reads its greeting and logs in with
+/// it (see [`login`]), each wait bounded by `timeout`. A greeting that is
+/// an ERR (e.g. 1040 "Too many connections") or malformed breaks the
+/// exchange.
+pub async fn greeted_login(
+    stream: Stream,
+    timeout: Duration,
+    user: &str,
+    password: &str,
+) -> Result<Conn, LoginError> {
+    let limits = Limits {
+        read_timeout: timeout,
+        write_timeout: timeout,
+        max_packet_size: 1 << 24,
+    };
+    let mut conn = Conn::new(stream, limits);
+    let packet = conn.read_packet().await?;
+    if packet.first_byte() == Some(ERR_HEADER) {
+        return Err(LoginError::Broken(error_text(&packet.payload)));
+    }
+    let greeting = HandshakeV10::decode(&packet.payload)
+        .map_err(|e| LoginError::Broken(format!("bad handshake: {e}")))?;
+    let challenge = &greeting.auth_plugin_data;
+    login(&mut conn, challenge, user, password, packet.last_seq).await?;
+    Ok(conn)
 }
 
 /// Logs in with mysql_native_password (see [`auth_rounds`] for what

@@ -24,14 +24,13 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use mysql_proxy_plugin_abi::BackendState;
-use mysql_proxy_protocol::constants::{Command, ERR_HEADER, OK_HEADER};
-use mysql_proxy_protocol::packets::HandshakeV10;
+use mysql_proxy_protocol::constants::{Command, OK_HEADER};
 
 use super::courtesy::{
-    command, error_text, login, quit, LoginError, CHECK_USER_WITHOUT_CREDENTIALS,
+    command, error_text, greeted_login, quit, LoginError, CHECK_USER_WITHOUT_CREDENTIALS,
 };
 use super::registry::{Backend, BackendCounters, BackendRegistry};
-use crate::net::{Conn, ConnError, Limits, Stream};
+use crate::net::{ConnError, Stream};
 
 /// How backends are checked.
 #[derive(Debug, Clone, PartialEq)]
@@ -175,29 +174,16 @@ async fn check(backend: &Backend, config: &HealthConfig) -> Result<(), Failure> 
         }
     };
     BackendCounters::add(&backend.counters.connects, 1);
-    let limits = Limits {
-        read_timeout: config.timeout,
-        write_timeout: config.timeout,
-        max_packet_size: 1 << 24,
-    };
-    let mut conn = Conn::new(stream, limits);
-    let packet = conn.read_packet().await?;
-    if packet.first_byte() == Some(ERR_HEADER) {
-        return Err(Failure::Down(error_text(&packet.payload)));
-    }
-    let greeting = HandshakeV10::decode(&packet.payload)
-        .map_err(|e| Failure::Down(format!("bad handshake: {e}")))?;
     let (user, password) = match &config.user {
         Some(user) => (user.as_str(), config.password.as_str()),
         None => (CHECK_USER_WITHOUT_CREDENTIALS, ""),
     };
-    let challenge = &greeting.auth_plugin_data;
-    match login(&mut conn, challenge, user, password, packet.last_seq).await {
-        Ok(()) => {}
+    let mut conn = match greeted_login(stream, config.timeout, user, password).await {
+        Ok(conn) => conn,
         // The refusal it was logging in for.
         Err(LoginError::Refused(_)) if config.user.is_none() => return Ok(()),
         Err(failure) => return Err(failure.into()),
-    }
+    };
     let reply = command(&mut conn, &[Command::Ping as u8]).await?;
     if reply.first_byte() != Some(OK_HEADER) {
         return Err(Failure::Down(format!(
