@@ -1,7 +1,7 @@
 //! Starting and stopping the engine: event threads, one listener per address
 //! a plugin asks for, and the graceful shutdown that waits for sessions.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -9,7 +9,7 @@ use mysql_proxy_plugin_abi::{HostHandle, PluginBox};
 
 use crate::address;
 use crate::backend::health::{HealthChecker, HealthConfig, StopChecking};
-use crate::backend::BackendRegistry;
+use crate::backend::{BackendRegistry, BackendSettings};
 use crate::host::CoreHost;
 use crate::listener::{Acceptor, EventThreads, Listener, StopAccepting};
 use crate::net::Limits;
@@ -66,6 +66,8 @@ pub enum EngineError {
 pub struct Engine {
     config: EngineConfig,
     registry: Arc<BackendRegistry>,
+    /// Set by plugins through the host during their `init`.
+    settings: Arc<Mutex<BackendSettings>>,
     logger: slog::Logger,
     sessions: Arc<SessionTracker>,
 }
@@ -75,6 +77,7 @@ impl Engine {
         Self {
             config,
             registry: Arc::new(BackendRegistry::new(logger.clone())),
+            settings: Arc::default(),
             logger,
             sessions: SessionTracker::new(),
         }
@@ -86,6 +89,7 @@ impl Engine {
             registry: Arc::clone(&self.registry),
             sessions: Arc::clone(&self.sessions),
             health: self.config.health.clone(),
+            settings: Arc::clone(&self.settings),
             logger: self.logger.clone(),
         }
         .handle()
@@ -99,12 +103,13 @@ impl Engine {
     /// run inside an actix system.
     pub async fn start(&self, plugins: Vec<LoadedPlugin>) -> Result<Running, EngineError> {
         let threads = Arc::new(EventThreads::new(self.config.event_threads));
+        let settings = *self.settings.lock().unwrap_or_else(PoisonError::into_inner);
         let mut listeners = Vec::new();
         let mut running_plugins = Vec::new();
         for loaded in plugins {
             let plugin = Arc::new(loaded.plugin);
             for (ndx, spec) in plugin.listeners().into_iter().enumerate() {
-                let addr = address::parse_address(spec.address.as_str()).map_err(|source| {
+                let addr = address::parse_address(spec.address().as_str()).map_err(|source| {
                     EngineError::Address {
                         plugin: loaded.name.clone(),
                         source,
@@ -112,13 +117,13 @@ impl Engine {
                 })?;
                 let socket = Acceptor::bind(&addr).map_err(|source| EngineError::Listen {
                     plugin: loaded.name.clone(),
-                    address: spec.address.to_string(),
+                    address: spec.address().to_string(),
                     source,
                 })?;
                 slog::info!(
                     self.logger,
                     "{} listening on port {}",
-                    spec.name,
+                    spec.name(),
                     socket.local_name()
                 );
                 let context = Arc::new(ListenerContext {
@@ -127,12 +132,12 @@ impl Engine {
                     listener_ndx: u32::try_from(ndx).unwrap_or(u32::MAX),
                     registry: Arc::clone(&self.registry),
                     logger: self.logger.new(slog::o!("plugin" => loaded.name.clone())),
-                    connect_timeout: Duration::from_millis(spec.connect_timeout_ms),
-                    balance: spec.balance,
-                    pool: spec.pool,
+                    connect_timeout: Duration::from_millis(spec.connect_timeout_ms()),
+                    balance: settings.balance,
+                    pool: settings.pool,
                     limits: Limits {
-                        read_timeout: Duration::from_millis(spec.read_timeout_ms),
-                        write_timeout: Duration::from_millis(spec.write_timeout_ms),
+                        read_timeout: Duration::from_millis(spec.read_timeout_ms()),
+                        write_timeout: Duration::from_millis(spec.write_timeout_ms()),
                         max_packet_size: self.config.max_packet_size,
                     },
                     sessions: Arc::clone(&self.sessions),

@@ -1,21 +1,23 @@
 //! The host object plugins receive: logging, the backend registry, the
 //! process list and KILL.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use mysql_proxy_plugin_abi::{
     abi_stable::{
+        nonexhaustive_enum::NonExhaustive,
         sabi_trait::TD_Opaque,
         std_types::{RErr, RNone, ROk, ROption, RResult, RSome, RStr, RString, RVec},
     },
-    BackendInfo, BackendState, BackendType, HostFfi, HostFfi_TO, HostHandle, LogLevel,
-    ResponseColumn, ResultSetResponse, SqlError,
+    BackendInfo, BackendInfoFfi, BackendInfoFfi_TO, BackendState_NE, BackendType_NE, HostFfi,
+    HostFfi_TO, HostHandle, LogLevel, ResponseColumn, ResultSetResponse, SqlError,
 };
 use mysql_proxy_protocol::constants::{ColumnType, Command, OK_HEADER};
 
 use crate::backend::courtesy::{self, error_text};
-use crate::backend::{BackendRegistry, HealthConfig};
+use crate::backend::{Backend, BackendRegistry, BackendSettings, HealthConfig};
 use crate::logging;
 use crate::net::Stream;
 use crate::sessions::{Control, SessionTracker};
@@ -27,6 +29,8 @@ pub struct CoreHost {
     pub sessions: Arc<SessionTracker>,
     /// The health checks' login and timeout, which `KILL QUERY` uses too.
     pub health: HealthConfig,
+    /// What plugins set with `set_option`, read by the engine at start.
+    pub settings: Arc<Mutex<BackendSettings>>,
     pub logger: slog::Logger,
 }
 
@@ -137,10 +141,23 @@ impl HostFfi for CoreHost {
     }
 
     fn backends(&self) -> RVec<BackendInfo> {
-        self.registry.snapshot().into()
+        self.registry
+            .all()
+            .into_iter()
+            .map(|backend| BackendInfoFfi_TO::from_value(BackendView(backend), TD_Opaque))
+            .collect()
     }
 
-    fn add_backend(&self, address: RStr<'_>, backend_type: BackendType) -> RResult<u32, RString> {
+    fn add_backend(
+        &self,
+        address: RStr<'_>,
+        backend_type: BackendType_NE,
+    ) -> RResult<u32, RString> {
+        let Ok(backend_type) = backend_type.into_enum() else {
+            return RErr(
+                format!("{address}: a backend type this mysql-proxy does not know").into(),
+            );
+        };
         match self.registry.add(address.as_str(), backend_type) {
             Ok(ndx) => ROk(ndx),
             Err(message) => RErr(message.into()),
@@ -150,9 +167,12 @@ impl HostFfi for CoreHost {
     fn set_backend_state(
         &self,
         ndx: u32,
-        state: BackendState,
+        state: BackendState_NE,
         reason: RStr<'_>,
     ) -> RResult<(), RString> {
+        let Ok(state) = state.into_enum() else {
+            return RErr("a backend state this mysql-proxy does not know".into());
+        };
         match self.registry.get(ndx) {
             Some(backend) => {
                 backend.set_state(state, reason.as_str());
@@ -160,6 +180,15 @@ impl HostFfi for CoreHost {
             }
             None => RErr(format!("no backend with index {ndx}").into()),
         }
+    }
+
+    fn set_option(&self, name: RStr<'_>, value: RStr<'_>) -> RResult<(), RString> {
+        self.settings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .set(name.as_str(), value.as_str())
+            .map_err(RString::from)
+            .into()
     }
 
     fn connections(&self) -> ResultSetResponse {
@@ -228,6 +257,58 @@ impl HostFfi for CoreHost {
         };
         killed.into()
     }
+}
+
+/// A backend as plugins see it: every call reads the current value.
+struct BackendView(Arc<Backend>);
+
+impl BackendInfoFfi for BackendView {
+    fn ndx(&self) -> u32 {
+        self.0.ndx
+    }
+    fn address(&self) -> RStr<'_> {
+        self.0.name.as_str().into()
+    }
+    fn state(&self) -> BackendState_NE {
+        NonExhaustive::new(self.0.state())
+    }
+    fn backend_type(&self) -> BackendType_NE {
+        NonExhaustive::new(self.0.backend_type)
+    }
+    fn connected_clients(&self) -> u64 {
+        self.0.connected_clients()
+    }
+    fn idle_connections(&self) -> u64 {
+        self.0.pool.len() as u64
+    }
+    fn weight(&self) -> u32 {
+        self.0.weight
+    }
+    fn connects(&self) -> u64 {
+        load(&self.0.counters.connects)
+    }
+    fn connect_failures(&self) -> u64 {
+        load(&self.0.counters.connect_failures)
+    }
+    fn queries(&self) -> u64 {
+        load(&self.0.counters.queries)
+    }
+    fn bytes(&self) -> u64 {
+        load(&self.0.counters.bytes)
+    }
+    fn errors(&self) -> u64 {
+        load(&self.0.counters.errors)
+    }
+    fn state_since(&self) -> u64 {
+        self.0.state_change().1
+    }
+    fn state_reason(&self) -> RString {
+        self.0.state_change().0.into()
+    }
+}
+
+fn load(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
 }
 
 /// A table cell.

@@ -12,10 +12,11 @@ use std::time::Duration;
 use mysql::prelude::Queryable;
 use mysql_proxy_core::{Engine, EngineConfig, LoadedPlugin};
 use mysql_proxy_plugin_abi::{
+    abi_stable::nonexhaustive_enum::NonExhaustive,
     abi_stable::std_types::{RSome, RVec},
     ConnectDecision, Hooks, HostHandle, InjectedResult, Injection, ListenerSpec, OptionSpec,
     Plugin, PluginDefinition, PluginOptions, QueryDecision, Response, ResponseColumn,
-    ResultDecision, ResultKind, ResultSetResponse, SessionState, SqlError,
+    ResultDecision, ResultKind, ResultSetResponse, Session, SqlError,
 };
 use mysql_proxy_tests::{free_port, Endpoint, MariaDb};
 
@@ -38,7 +39,7 @@ impl PluginDefinition for TestPlugin {
         for backend in options.list("backend") {
             host.add_backend(
                 backend.into(),
-                mysql_proxy_plugin_abi::BackendType::ReadWrite,
+                NonExhaustive::new(mysql_proxy_plugin_abi::BackendType::ReadWrite),
             )
             .into_result()
             .map_err(|e| e.to_string())?;
@@ -56,7 +57,7 @@ impl Plugin for TestPlugin {
         vec![ListenerSpec::new("test", &self.address)]
     }
 
-    fn new_session(&self, _: &SessionState) -> TestHooks {
+    fn new_session(&self, _: &Session<'_>) -> TestHooks {
         TestHooks::default()
     }
 }
@@ -94,13 +95,13 @@ fn one_value(name: &str, value: &str) -> Response {
 }
 
 impl Hooks for TestHooks {
-    fn connect_server(&mut self, _: &mut SessionState) -> Result<ConnectDecision, SqlError> {
+    fn connect_server(&mut self, _: &mut Session<'_>) -> Result<ConnectDecision, SqlError> {
         Ok(ConnectDecision::Backend(0))
     }
 
     fn read_query(
         &mut self,
-        session: &mut SessionState,
+        session: &mut Session<'_>,
         packet: &[u8],
         queue: &mut RVec<Injection>,
     ) -> Result<QueryDecision, SqlError> {
@@ -126,7 +127,7 @@ impl Hooks for TestHooks {
                 &self.seen.join(","),
             ))),
             "select 'bye'" => {
-                session.close_after_reply = true;
+                session.set_close_after_reply(true);
                 Ok(QueryDecision::Reply(one_value("bye", "bye")))
             }
             _ => Ok(QueryDecision::Forward),
@@ -135,29 +136,33 @@ impl Hooks for TestHooks {
 
     fn read_query_result(
         &mut self,
-        _: &mut SessionState,
-        result: &InjectedResult,
+        _: &mut Session<'_>,
+        result: &InjectedResult<'_>,
         _: &mut RVec<Injection>,
     ) -> Result<ResultDecision, SqlError> {
-        let kind = match result.kind {
-            ResultKind::ResultSet => "rs",
-            ResultKind::Ok => "ok",
-            ResultKind::Error => "err",
-            ResultKind::Other => "other",
+        let kind = match result.kind().into_enum() {
+            Ok(ResultKind::ResultSet) => "rs",
+            Ok(ResultKind::Ok) => "ok",
+            Ok(ResultKind::Error) => "err",
+            _ => "other",
         };
-        self.seen
-            .push(format!("{}:{}:{}", result.id, kind, result.packets.len()));
-        Ok(match result.id {
+        self.seen.push(format!(
+            "{}:{}:{}",
+            result.id(),
+            kind,
+            result.packets().len()
+        ));
+        Ok(match result.id() {
             1 => ResultDecision::Ignore,
             3 => ResultDecision::Replace(one_value(
                 "replaced",
-                &format!("{} packets", result.packets.len()),
+                &format!("{} packets", result.packets().len()),
             )),
             _ => ResultDecision::Forward,
         })
     }
 
-    fn disconnect_client(&mut self, _: &SessionState) {
+    fn disconnect_client(&mut self, _: &mut Session<'_>) {
         DISCONNECTED.fetch_add(1, Ordering::SeqCst);
     }
 }

@@ -19,8 +19,8 @@ use crate::options::{OptionSpec, OptionValue, PluginOptions};
 use crate::session::{
     AuthDecision, AuthDecision_NE, AuthResultDecision, AuthResultDecision_NE, ConnectDecision,
     ConnectDecision_NE, HandshakeDecision, HandshakeDecision_NE, InjectedResult, Injection,
-    ListenerSpec, QueryDecision, QueryDecision_NE, ResultDecision, ResultDecision_NE, SessionState,
-    SqlError,
+    ListenerBox, ListenerFfi_TO, ListenerSpec, QueryDecision, QueryDecision_NE, ResultDecision,
+    ResultDecision_NE, Session, SqlError,
 };
 
 /// A plugin's static description and constructor.
@@ -50,7 +50,7 @@ pub trait Plugin: Send + Sync + 'static {
     fn listeners(&self) -> Vec<ListenerSpec>;
 
     /// Creates the hooks for a new client connection.
-    fn new_session(&self, session: &SessionState) -> Self::Hooks;
+    fn new_session(&self, session: &Session<'_>) -> Self::Hooks;
 
     /// The host is shutting down.
     fn stop(&self) {}
@@ -63,29 +63,30 @@ pub trait Plugin: Send + Sync + 'static {
 pub trait Hooks: Send + 'static {
     /// A client connected; no backend has been chosen yet.
     /// Default: [`ConnectDecision::Default`] (the host picks a backend).
-    fn connect_server(&mut self, session: &mut SessionState) -> Result<ConnectDecision, SqlError> {
+    fn connect_server(&mut self, session: &mut Session<'_>) -> Result<ConnectDecision, SqlError> {
         let _ = session;
         Ok(ConnectDecision::Default)
     }
 
-    /// The server's handshake arrived (CLIENT_SSL and CLIENT_COMPRESS
-    /// already removed from its capabilities). Default: forward it.
+    /// The server's handshake arrived (the capabilities the proxy does not
+    /// relay, such as CLIENT_SSL and CLIENT_COMPRESS, already removed).
+    /// Default: forward it.
     fn read_handshake(
         &mut self,
-        session: &mut SessionState,
+        session: &mut Session<'_>,
         handshake: &[u8],
     ) -> Result<HandshakeDecision, SqlError> {
         let _ = (session, handshake);
         Ok(HandshakeDecision::Forward)
     }
 
-    /// The client's auth response arrived (`session.username`,
-    /// `default_db`, `client_capabilities` are filled in). Default: forward it
+    /// The client's auth response arrived (`session.username()`,
+    /// `default_db()`, `client_capabilities()` are filled in). Default: forward it
     /// to the server; with no server the host answers OK, so a plugin that
     /// answers clients itself must check credentials here.
     fn read_auth(
         &mut self,
-        session: &mut SessionState,
+        session: &mut Session<'_>,
         auth: &[u8],
     ) -> Result<AuthDecision, SqlError> {
         let _ = (session, auth);
@@ -96,7 +97,7 @@ pub trait Hooks: Send + 'static {
     /// 0xff ERR, 0xfe auth switch, 0x01 more data). Default: forward it.
     fn read_auth_result(
         &mut self,
-        session: &mut SessionState,
+        session: &mut Session<'_>,
         result: &[u8],
     ) -> Result<AuthResultDecision, SqlError> {
         let _ = (session, result);
@@ -109,7 +110,7 @@ pub trait Hooks: Send + 'static {
     /// Default: forward the command.
     fn read_query(
         &mut self,
-        session: &mut SessionState,
+        session: &mut Session<'_>,
         packet: &[u8],
         queue: &mut RVec<Injection>,
     ) -> Result<QueryDecision, SqlError> {
@@ -122,8 +123,8 @@ pub trait Hooks: Send + 'static {
     /// clear entries. Default: forward the result.
     fn read_query_result(
         &mut self,
-        session: &mut SessionState,
-        result: &InjectedResult,
+        session: &mut Session<'_>,
+        result: &InjectedResult<'_>,
         queue: &mut RVec<Injection>,
     ) -> Result<ResultDecision, SqlError> {
         let _ = (session, result, queue);
@@ -131,7 +132,7 @@ pub trait Hooks: Send + 'static {
     }
 
     /// The connection is being torn down (client quit, error, shutdown).
-    fn disconnect_client(&mut self, session: &SessionState) {
+    fn disconnect_client(&mut self, session: &mut Session<'_>) {
         let _ = session;
     }
 }
@@ -181,13 +182,15 @@ struct PluginAdapter<P: PluginDefinition> {
 }
 
 impl<P: PluginDefinition> PluginFfi for PluginAdapter<P> {
-    fn listeners(&self) -> RVec<ListenerSpec> {
+    fn listeners(&self) -> RVec<ListenerBox> {
         catch_unwind(AssertUnwindSafe(|| self.plugin.listeners()))
-            .map(RVec::from)
             .unwrap_or_default()
+            .into_iter()
+            .map(|spec| ListenerFfi_TO::from_value(spec, TD_Opaque))
+            .collect()
     }
 
-    fn new_session(&self, session: &SessionState) -> HooksBox {
+    fn new_session(&self, session: &Session<'_>) -> HooksBox {
         let hooks = catch_unwind(AssertUnwindSafe(|| self.plugin.new_session(session)))
             .map_err(|panic| panic_message(&*panic));
         HooksFfi_TO::from_value(
@@ -218,12 +221,12 @@ impl<H: Hooks> HooksAdapter<H> {
     /// that closes the connection.
     fn guarded<D, N>(
         &mut self,
-        session: &mut SessionState,
+        mut session: Session<'_>,
         wrap: impl FnOnce(D) -> N,
-        hook: impl FnOnce(&mut H, &mut SessionState) -> Result<D, SqlError>,
+        hook: impl FnOnce(&mut H, &mut Session<'_>) -> Result<D, SqlError>,
     ) -> HookResult<N> {
         let outcome = match &mut self.hooks {
-            Ok(hooks) => catch_unwind(AssertUnwindSafe(|| hook(hooks, session)))
+            Ok(hooks) => catch_unwind(AssertUnwindSafe(|| hook(hooks, &mut session)))
                 .map_err(|panic| panic_message(&*panic)),
             Err(message) => Err(message.clone()),
         };
@@ -231,7 +234,7 @@ impl<H: Hooks> HooksAdapter<H> {
             Ok(Ok(decision)) => ROk(wrap(decision)),
             Ok(Err(error)) => RErr(error),
             Err(message) => {
-                session.close_after_reply = true;
+                session.set_close_after_reply(true);
                 let error = SqlError::new(
                     1105,
                     "HY000",
@@ -245,13 +248,13 @@ impl<H: Hooks> HooksAdapter<H> {
 }
 
 impl<H: Hooks> HooksFfi for HooksAdapter<H> {
-    fn connect_server(&mut self, session: &mut SessionState) -> HookResult<ConnectDecision_NE> {
+    fn connect_server(&mut self, session: Session<'_>) -> HookResult<ConnectDecision_NE> {
         self.guarded(session, NonExhaustive::new, |h, s| h.connect_server(s))
     }
 
     fn read_handshake(
         &mut self,
-        session: &mut SessionState,
+        session: Session<'_>,
         handshake: RSlice<'_, u8>,
     ) -> HookResult<HandshakeDecision_NE> {
         self.guarded(session, NonExhaustive::new, |h, s| {
@@ -261,7 +264,7 @@ impl<H: Hooks> HooksFfi for HooksAdapter<H> {
 
     fn read_auth(
         &mut self,
-        session: &mut SessionState,
+        session: Session<'_>,
         auth: RSlice<'_, u8>,
     ) -> HookResult<AuthDecision_NE> {
         self.guarded(session, NonExhaustive::new, |h, s| {
@@ -271,7 +274,7 @@ impl<H: Hooks> HooksFfi for HooksAdapter<H> {
 
     fn read_auth_result(
         &mut self,
-        session: &mut SessionState,
+        session: Session<'_>,
         result: RSlice<'_, u8>,
     ) -> HookResult<AuthResultDecision_NE> {
         self.guarded(session, NonExhaustive::new, |h, s| {
@@ -281,7 +284,7 @@ impl<H: Hooks> HooksFfi for HooksAdapter<H> {
 
     fn read_query(
         &mut self,
-        session: &mut SessionState,
+        session: Session<'_>,
         packet: RSlice<'_, u8>,
         queue: &mut RVec<Injection>,
     ) -> HookResult<QueryDecision_NE> {
@@ -292,18 +295,18 @@ impl<H: Hooks> HooksFfi for HooksAdapter<H> {
 
     fn read_query_result(
         &mut self,
-        session: &mut SessionState,
-        result: &InjectedResult,
+        session: Session<'_>,
+        result: InjectedResult<'_>,
         queue: &mut RVec<Injection>,
     ) -> HookResult<ResultDecision_NE> {
         self.guarded(session, NonExhaustive::new, |h, s| {
-            h.read_query_result(s, result, queue)
+            h.read_query_result(s, &result, queue)
         })
     }
 
-    fn disconnect_client(&mut self, session: &SessionState) {
+    fn disconnect_client(&mut self, mut session: Session<'_>) {
         if let Ok(hooks) = &mut self.hooks {
-            let _ = catch_unwind(AssertUnwindSafe(|| hooks.disconnect_client(session)));
+            let _ = catch_unwind(AssertUnwindSafe(|| hooks.disconnect_client(&mut session)));
         }
     }
 }

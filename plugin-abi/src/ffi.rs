@@ -15,15 +15,14 @@ use crate::host::HostHandle;
 use crate::options::{OptionSpec, OptionValue};
 use crate::session::{
     AuthDecision_NE, AuthResultDecision_NE, ConnectDecision_NE, HandshakeDecision_NE,
-    InjectedResult, Injection, ListenerSpec, QueryDecision_NE, ResultDecision_NE, SessionState,
-    SqlError,
+    InjectedResult, Injection, ListenerBox, QueryDecision_NE, ResultDecision_NE, Session, SqlError,
 };
 
 /// The root module of a plugin library.
 #[repr(C)]
 #[derive(StableAbi)]
 #[sabi(kind(Prefix(prefix_ref = PluginModuleRef)))]
-#[sabi(missing_field(panic))]
+#[sabi(missing_field(option))]
 pub struct PluginModule {
     /// The plugin's name, e.g. `proxy` (the `NAME` of `lib<NAME>.so`).
     pub name: extern "C" fn() -> RStr<'static>,
@@ -49,11 +48,11 @@ impl RootModule for PluginModuleRef {
 #[sabi_trait]
 pub trait PluginFfi: Send + Sync + 'static {
     /// The addresses this plugin wants the host to listen on.
-    fn listeners(&self) -> RVec<ListenerSpec>;
+    fn listeners(&self) -> RVec<ListenerBox>;
 
-    /// A client connected to listener `session.listener_ndx`: returns the
+    /// A client connected to listener `session.listener_ndx()`: returns the
     /// hook object that will see this connection's whole life cycle.
-    fn new_session(&self, session: &SessionState) -> HooksBox;
+    fn new_session(&self, session: &Session<'_>) -> HooksBox;
 
     /// The host is shutting down; no more sessions will be created.
     #[sabi(last_prefix_field)]
@@ -70,42 +69,42 @@ pub type HookResult<D> = RResult<D, SqlError>;
 /// [`crate::adapter::Hooks`] for each hook's contract.
 #[sabi_trait]
 pub trait HooksFfi: Send + 'static {
-    fn connect_server(&mut self, session: &mut SessionState) -> HookResult<ConnectDecision_NE>;
+    fn connect_server(&mut self, session: Session<'_>) -> HookResult<ConnectDecision_NE>;
 
     fn read_handshake(
         &mut self,
-        session: &mut SessionState,
+        session: Session<'_>,
         handshake: RSlice<'_, u8>,
     ) -> HookResult<HandshakeDecision_NE>;
 
     fn read_auth(
         &mut self,
-        session: &mut SessionState,
+        session: Session<'_>,
         auth: RSlice<'_, u8>,
     ) -> HookResult<AuthDecision_NE>;
 
     fn read_auth_result(
         &mut self,
-        session: &mut SessionState,
+        session: Session<'_>,
         result: RSlice<'_, u8>,
     ) -> HookResult<AuthResultDecision_NE>;
 
     fn read_query(
         &mut self,
-        session: &mut SessionState,
+        session: Session<'_>,
         packet: RSlice<'_, u8>,
         queue: &mut RVec<Injection>,
     ) -> HookResult<QueryDecision_NE>;
 
     fn read_query_result(
         &mut self,
-        session: &mut SessionState,
-        result: &InjectedResult,
+        session: Session<'_>,
+        result: InjectedResult<'_>,
         queue: &mut RVec<Injection>,
     ) -> HookResult<ResultDecision_NE>;
 
     #[sabi(last_prefix_field)]
-    fn disconnect_client(&mut self, session: &SessionState);
+    fn disconnect_client(&mut self, session: Session<'_>);
 }
 
 /// An owned per-connection hook object.

@@ -3,13 +3,14 @@
 
 use abi_stable::{
     sabi_trait,
-    std_types::{RArc, RResult, RStr, RString, RVec},
+    std_types::{RArc, RBox, RResult, RStr, RString, RVec},
     StableAbi,
 };
 
 use crate::{ResultSetResponse, SqlError};
 
-/// Log levels, most severe first (MySQL Proxy's names).
+/// Log levels, most severe first (MySQL Proxy's names). Exhaustive: the set
+/// is MySQL Proxy's and fixed.
 #[repr(u8)]
 #[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LogLevel {
@@ -38,6 +39,8 @@ impl LogLevel {
 /// Health of a backend.
 #[repr(u8)]
 #[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+#[sabi(kind(WithNonExhaustive(size = 1, traits(Debug, Clone, PartialEq))))]
+#[non_exhaustive]
 pub enum BackendState {
     /// Not connected to yet (or woken up after being down for a while).
     Unknown,
@@ -64,6 +67,8 @@ impl BackendState {
 /// Role of a backend.
 #[repr(u8)]
 #[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+#[sabi(kind(WithNonExhaustive(size = 1, traits(Debug, Clone, PartialEq))))]
+#[non_exhaustive]
 pub enum BackendType {
     /// From `--proxy-backend-addresses`: takes reads and writes.
     ReadWrite,
@@ -81,39 +86,44 @@ impl BackendType {
     }
 }
 
-/// A snapshot of one backend.
-#[repr(C)]
-#[derive(StableAbi, Debug, Clone, PartialEq)]
-pub struct BackendInfo {
+/// One backend as the host shows it to plugins: a live view (each call
+/// reads the current value), appended to in compatible releases like
+/// [`crate::SessionFfi`].
+#[sabi_trait]
+pub trait BackendInfoFfi: Send + Sync + 'static {
     /// 0-based index (order of registration).
-    pub ndx: u32,
+    fn ndx(&self) -> u32;
     /// Normalized address, e.g. `127.0.0.1:3306`.
-    pub address: RString,
-    pub state: BackendState,
-    pub backend_type: BackendType,
+    fn address(&self) -> RStr<'_>;
+    fn state(&self) -> BackendState_NE;
+    fn backend_type(&self) -> BackendType_NE;
     /// Client connections currently using it.
-    pub connected_clients: u64,
+    fn connected_clients(&self) -> u64;
     /// Authenticated server connections waiting in its pool.
-    pub idle_connections: u64,
+    fn idle_connections(&self) -> u64;
     /// Share of new clients under the `weighted` policy (default 1).
-    pub weight: u32,
+    fn weight(&self) -> u32;
     /// Connections to it that succeeded / failed (clients and health checks
     /// alike).
-    pub connects: u64,
-    pub connect_failures: u64,
+    fn connects(&self) -> u64;
+    fn connect_failures(&self) -> u64;
     /// Client commands relayed to it.
-    pub queries: u64,
+    fn queries(&self) -> u64;
     /// Bytes relayed to and from it.
-    pub bytes: u64,
+    fn bytes(&self) -> u64;
     /// Client sessions it ended by failing (lost connection, timeout,
     /// protocol error).
-    pub errors: u64,
+    fn errors(&self) -> u64;
     /// When the state last changed, in seconds since the Unix epoch.
-    pub state_since: u64,
+    fn state_since(&self) -> u64;
     /// Why the state last changed, e.g. `health check failed: connection
     /// refused`.
-    pub state_reason: RString,
+    #[sabi(last_prefix_field)]
+    fn state_reason(&self) -> RString;
 }
+
+/// A backend's view, owned by the plugin that asked for it.
+pub type BackendInfo = BackendInfoFfi_TO<RBox<()>>;
 
 /// The host, as plugins see it. Cheap to clone and usable from any thread.
 #[sabi_trait]
@@ -127,17 +137,27 @@ pub trait HostFfi: Send + Sync + Clone + 'static {
     /// Registers a backend; returns its index. The address may end in
     /// `@<weight>` (e.g. `db1:3306@3`). Fails on an unparsable or duplicate
     /// address (the message says which).
-    fn add_backend(&self, address: RStr<'_>, backend_type: BackendType) -> RResult<u32, RString>;
+    fn add_backend(&self, address: RStr<'_>, backend_type: BackendType_NE)
+        -> RResult<u32, RString>;
 
     /// Sets a backend's state (e.g. `Offline` to drain it); `reason` is
     /// logged and shown with the state.
-    #[sabi(last_prefix_field)]
     fn set_backend_state(
         &self,
         ndx: u32,
-        state: BackendState,
+        state: BackendState_NE,
         reason: RStr<'_>,
     ) -> RResult<(), RString>;
+
+    /// Sets one of the host's settings of how sessions use the backends
+    /// (those every session shares, whichever listener accepted it), by
+    /// name: `balance` (least-connections, round-robin, weighted,
+    /// first-available), `pool-max-idle`, `pool-min-idle` (counts),
+    /// `pool-idle-timeout` (seconds), `pool-reset` (change-user,
+    /// reset-connection). Call it from `init`: the engine reads them when it
+    /// starts. Fails naming the setting and what it expects; an unknown
+    /// name fails too, so a plugin can tell what a host understands.
+    fn set_option(&self, name: RStr<'_>, value: RStr<'_>) -> RResult<(), RString>;
 
     /// The process list: a row per client session of every listener (its
     /// connection id, plugin, user, client address, backend, default
@@ -154,6 +174,7 @@ pub trait HostFfi: Send + Sync + Clone + 'static {
     /// query the session is running there; the session stays up and its
     /// client gets the server's error for the query. Fails with 1094
     /// "Unknown thread id" for a session that does not exist.
+    #[sabi(last_prefix_field)]
     fn kill(&self, id: u64, query_only: bool) -> RResult<(), SqlError>;
 }
 

@@ -22,7 +22,8 @@
 //! ```
 //!
 //! Plugin authors implement two plain Rust traits, [`PluginDefinition`] (with
-//! [`Plugin`]) and [`Hooks`], and export the module with [`root_module`]:
+//! [`Plugin`]) and [`Hooks`], and export the module with [`root_module`]. Hooks
+//! read the session through a [`Session`] (`session.username()`, ...):
 //!
 //! ```ignore
 //! #[abi_stable::export_root_module]
@@ -35,14 +36,30 @@
 //! objects of [`ffi`], catching every panic at the boundary (a panicking hook
 //! costs its own connection, never the process).
 //!
-//! Versioning: the root module and the `sabi_trait` vtables are prefix types,
-//! so methods can be appended in compatible releases; decision and response
-//! enums are non-exhaustive across the boundary, so new variants do not break
-//! a host that does not know them (the host treats an unknown decision as a
-//! plugin error). A plugin built against an incompatible version of this crate
-//! is refused at load time with the reason.
-
-// abi_stable's derive and sabi_trait macros emit impls inside generated
+//! Versioning. This crate's version is the ABI's: the host loads plugins
+//! built against any `0.2.z` release (for a `0.y` version, `y` is the major
+//! number) and refuses others at load time, naming the plugin and what
+//! differs. A compatible release may only *append*:
+//!
+//! - methods to the objects crossing the boundary, which are all `sabi_trait`
+//!   objects with prefix vtables: the session ([`SessionFfi`]), an injected
+//!   result ([`InjectedResultFfi`]), a backend ([`BackendInfoFfi`]), a
+//!   listener ([`ListenerFfi`]), the host ([`HostFfi`]) and the plugin's own
+//!   ([`PluginFfi`], [`HooksFfi`]). A method added to an object the plugin
+//!   implements has a default, which the host gets from a plugin built
+//!   before it; a plugin built after a host does not call what that host
+//!   lacks (check the host's version first);
+//! - variants to the decision enums, [`ResultKind`], [`BackendState`] and
+//!   [`BackendType`], which cross as abi_stable non-exhaustive enums: a
+//!   variant unknown to the side reading it counts as an error there (the
+//!   host ends the connection with a message naming it);
+//! - fields to the root module (`missing_field(option)`).
+//!
+//! The protocol objects ([`Response`], [`SqlError`], [`Injection`], ...)
+//! are plain `repr(C)` structs: their shape is the MySQL protocol's and
+//! changing it is a new major version.
+//!
+//! // abi_stable's derive and sabi_trait macros emit impls inside generated
 // constants, which this lint flags; the code is the macros', not ours.
 #![allow(non_local_definitions)]
 
@@ -58,11 +75,14 @@ pub use ffi::{
     HooksBox, HooksFfi, HooksFfi_TO, PluginBox, PluginFfi, PluginFfi_TO, PluginModule,
     PluginModuleRef,
 };
-pub use host::{BackendInfo, BackendState, BackendType, HostFfi, HostFfi_TO, HostHandle, LogLevel};
+pub use host::{
+    BackendInfo, BackendInfoFfi, BackendInfoFfi_TO, BackendState, BackendState_NE, BackendType,
+    BackendType_NE, HostFfi, HostFfi_TO, HostHandle, LogLevel,
+};
 pub use options::{OptionKind, OptionSpec, OptionValue, PluginOptions};
 pub use session::{
-    AuthDecision, AuthResultDecision, BalancePolicy, ConnectDecision, HandshakeDecision,
-    InjectedResult, Injection, ListenerSpec, OkResponse, PoolReset, PoolSpec, QueryDecision,
-    Response, ResponseColumn, ResultDecision, ResultKind, ResultSetResponse, SessionState,
-    SqlError,
+    AuthDecision, AuthResultDecision, ConnectDecision, HandshakeDecision, InjectedResult,
+    InjectedResultFfi, InjectedResultFfi_TO, Injection, ListenerBox, ListenerFfi, ListenerFfi_TO,
+    ListenerSpec, OkResponse, QueryDecision, Response, ResponseColumn, ResultDecision, ResultKind,
+    ResultKind_NE, ResultSetResponse, Session, SessionFfi, SessionFfi_TO, SqlError,
 };

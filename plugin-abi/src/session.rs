@@ -3,19 +3,24 @@
 //! and injected queries with their results.
 
 use abi_stable::{
-    std_types::{ROption, RString, RVec},
+    sabi_trait,
+    sabi_types::{RMut, RRef},
+    std_types::{RBox, ROption, RSlice, RStr, RString, RVec},
     StableAbi,
 };
 
 /// A listening address a plugin asks the host to accept connections on.
-#[repr(C)]
-#[derive(StableAbi, Debug, Clone, PartialEq)]
+///
+/// A plain struct on the plugin's side; it crosses the boundary as a
+/// [`ListenerFfi`] object, so that a setting added in a later ABI version
+/// reads as its default from a plugin built before it.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ListenerSpec {
     /// The address in MySQL Proxy syntax: `host:port`, `:port` (all IPv4
     /// interfaces), `[ipv6]:port`, or a host alone (port 3306).
-    pub address: RString,
+    pub address: String,
     /// A short name for logs, e.g. `proxy` or `admin`.
-    pub name: RString,
+    pub name: String,
     /// How long to wait for a backend connection to be established, in
     /// milliseconds (MySQL Proxy's `--proxy-connect-timeout`).
     pub connect_timeout_ms: u64,
@@ -25,139 +30,115 @@ pub struct ListenerSpec {
     /// How long to wait for a peer to accept what is written to it, in
     /// milliseconds (`--proxy-write-timeout`).
     pub write_timeout_ms: u64,
-    /// How the host picks a backend for a client when the plugin leaves the
-    /// choice to it.
-    pub balance: BalancePolicy,
-    /// Reuse of authenticated server connections between clients.
-    pub pool: PoolSpec,
-}
-
-/// The connection pool of a listener's sessions: when a client leaves an
-/// idle session, its authenticated server connection is kept for the next
-/// client of the same backend instead of being closed.
-#[repr(C)]
-#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PoolSpec {
-    /// Idle connections kept per backend; 0 turns the pool off.
-    pub max_idle: u32,
-    /// Idle connections never closed for being idle too long.
-    pub min_idle: u32,
-    /// Idle connections beyond `min_idle` are closed after this long, in
-    /// milliseconds.
-    pub idle_timeout_ms: u64,
-    /// How a pooled connection is handed to its next client.
-    pub reset: PoolReset,
-}
-
-/// How a pooled connection is handed to a new client.
-#[repr(u8)]
-#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PoolReset {
-    /// COM_CHANGE_USER with the new client's credentials: the server checks
-    /// them and resets all session state.
-    ChangeUser,
-    /// No round trip for the login: the client must log in as the user the
-    /// connection was opened with, with the same password (checked by the
-    /// proxy); COM_RESET_CONNECTION then resets the session state
-    /// (`--proxy-pool-no-change-user`).
-    ResetConnection,
-}
-
-/// The host's rule for picking a read-write backend for a new client.
-/// Backends that are down or offline are never picked.
-#[repr(u8)]
-#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BalancePolicy {
-    /// Fewest connected clients; ties go to the lowest index (MySQL Proxy
-    /// 0.8's rule, the default).
-    LeastConnections,
-    /// Each backend in turn.
-    RoundRobin,
-    /// In proportion to the backends' weights (smooth weighted round-robin).
-    Weighted,
-    /// The first usable one in index order: an ordered failover list.
-    FirstAvailable,
-}
-
-impl BalancePolicy {
-    /// Every policy with its option value.
-    pub const ALL: [(&'static str, BalancePolicy); 4] = [
-        ("least-connections", BalancePolicy::LeastConnections),
-        ("round-robin", BalancePolicy::RoundRobin),
-        ("weighted", BalancePolicy::Weighted),
-        ("first-available", BalancePolicy::FirstAvailable),
-    ];
-
-    /// Parses an option value such as `round-robin`.
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, p)| *p)
-    }
 }
 
 impl ListenerSpec {
-    /// A listener with MySQL Proxy's default timeouts: connect 2 s, read and
-    /// write 8 hours.
+    /// MySQL Proxy's default timeouts: connect 2 s, read and write 8 hours.
+    pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 2_000;
+    pub const DEFAULT_READ_TIMEOUT_MS: u64 = 8 * 3600 * 1000;
+    pub const DEFAULT_WRITE_TIMEOUT_MS: u64 = 8 * 3600 * 1000;
+
+    /// A listener with MySQL Proxy's default timeouts.
     pub fn new(name: &str, address: &str) -> Self {
         Self {
             address: address.into(),
             name: name.into(),
-            connect_timeout_ms: 2_000,
-            read_timeout_ms: 8 * 3600 * 1000,
-            write_timeout_ms: 8 * 3600 * 1000,
-            balance: BalancePolicy::LeastConnections,
-            pool: PoolSpec {
-                max_idle: 0,
-                min_idle: 0,
-                idle_timeout_ms: 300_000,
-                reset: PoolReset::ChangeUser,
-            },
+            connect_timeout_ms: Self::DEFAULT_CONNECT_TIMEOUT_MS,
+            read_timeout_ms: Self::DEFAULT_READ_TIMEOUT_MS,
+            write_timeout_ms: Self::DEFAULT_WRITE_TIMEOUT_MS,
         }
     }
 }
 
-/// What the host knows about one client connection, handed to every hook.
+/// A listener as the host reads it. Methods after the `last_prefix_field`
+/// of the version that introduced them have defaults: the host gets the
+/// default from a plugin built before they existed.
+#[sabi_trait]
+pub trait ListenerFfi: Send + Sync + 'static {
+    fn address(&self) -> RStr<'_>;
+    fn name(&self) -> RStr<'_>;
+    fn connect_timeout_ms(&self) -> u64;
+    fn read_timeout_ms(&self) -> u64;
+    #[sabi(last_prefix_field)]
+    fn write_timeout_ms(&self) -> u64;
+}
+
+impl ListenerFfi for ListenerSpec {
+    fn address(&self) -> RStr<'_> {
+        self.address.as_str().into()
+    }
+    fn name(&self) -> RStr<'_> {
+        self.name.as_str().into()
+    }
+    fn connect_timeout_ms(&self) -> u64 {
+        self.connect_timeout_ms
+    }
+    fn read_timeout_ms(&self) -> u64 {
+        self.read_timeout_ms
+    }
+    fn write_timeout_ms(&self) -> u64 {
+        self.write_timeout_ms
+    }
+}
+
+/// An owned listener declaration.
+pub type ListenerBox = ListenerFfi_TO<RBox<()>>;
+
+/// What the host knows about one client connection, handed to every hook:
+/// an object of the host's whose methods read the session's state (kept
+/// current by the host between hooks) and change what a hook may change.
 ///
-/// The host owns it and keeps it current between hooks; hooks read it and may
-/// set the fields documented as writable.
-#[repr(C)]
-#[derive(StableAbi, Debug, Clone, PartialEq, Default)]
-pub struct SessionState {
+/// Methods are appended in compatible releases (after the
+/// `last_prefix_field` of the first one); a plugin built against an older
+/// release simply does not see the newer ones.
+#[sabi_trait]
+pub trait SessionFfi {
     /// The host's id for this client connection (unique in the process).
-    pub connection_id: u64,
+    fn connection_id(&self) -> u64;
     /// Index of the listener (in the order the plugin declared them) that
     /// accepted the connection.
-    pub listener_ndx: u32,
+    fn listener_ndx(&self) -> u32;
     /// The client's address (`ip:port`).
-    pub client_address: RString,
+    fn client_address(&self) -> RStr<'_>;
     /// The proxy's local address the client connected to (`ip:port`).
-    pub local_address: RString,
+    fn local_address(&self) -> RStr<'_>;
     /// Index (0-based, in [`crate::HostFfi::backends`] order) of the backend
-    /// this connection uses; `RNone` while there is none.
-    pub backend_ndx: ROption<u32>,
-    /// The backend's address (`ip:port`), empty while there is no backend.
-    pub server_address: RString,
+    /// of the session's server connection, or the one chosen with
+    /// [`set_backend_ndx`](Self::set_backend_ndx) while none of it was
+    /// pooled; `RNone` while there is none.
+    fn backend_ndx(&self) -> ROption<u32>;
+    /// The backend's address (`ip:port`), empty while there is no server
+    /// connection.
+    fn server_address(&self) -> RStr<'_>;
     /// The server's connection id, from its handshake (0 until then).
-    pub server_thread_id: u32,
+    fn server_thread_id(&self) -> u32;
     /// The server's version string, from its handshake.
-    pub server_version: RString,
+    fn server_version(&self) -> RStr<'_>;
     /// Capabilities offered in the handshake sent to the client.
-    pub server_capabilities: u64,
+    fn server_capabilities(&self) -> u64;
     /// Capabilities the client asked for in its auth response.
-    pub client_capabilities: u64,
+    fn client_capabilities(&self) -> u64;
     /// The user name from the client's auth response.
-    pub username: RString,
-    /// The current default schema (from the auth response, then COM_INIT_DB
-    /// and `USE`); empty if none.
-    pub default_db: RString,
+    fn username(&self) -> RStr<'_>;
+    /// The client's current default schema (from the auth response, then
+    /// COM_INIT_DB and `USE`); empty if none.
+    fn default_db(&self) -> RStr<'_>;
     /// The auth plugin named by the client's auth response.
-    pub auth_plugin_name: RString,
+    fn auth_plugin_name(&self) -> RStr<'_>;
     /// The server status flags of the last OK/EOF relayed (in transaction,
     /// autocommit, ...).
-    pub server_status: u16,
-    /// Writable: set to true to close the connection once the reply to the
-    /// current client command has been written.
-    pub close_after_reply: bool,
+    fn server_status(&self) -> u16;
+    /// Whether the connection closes once the reply to the current client
+    /// command has been written.
+    fn close_after_reply(&self) -> bool;
+    /// Closes the connection once the reply to the current client command
+    /// has been written (`true`), or not.
+    #[sabi(last_prefix_field)]
+    fn set_close_after_reply(&mut self, close: bool);
 }
+
+/// The session as hooks see it.
+pub type Session<'a> = SessionFfi_TO<'a, RMut<'a, ()>>;
 
 /// A MySQL error: what a hook returns to refuse something, and what the host
 /// sends to the client as an ERR packet.
@@ -252,6 +233,8 @@ pub struct Injection {
 /// How a server response ended.
 #[repr(u8)]
 #[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+#[sabi(kind(WithNonExhaustive(size = 1, traits(Debug, Clone, PartialEq))))]
+#[non_exhaustive]
 pub enum ResultKind {
     /// An OK packet (no result set).
     Ok,
@@ -263,32 +246,39 @@ pub enum ResultKind {
     Other,
 }
 
-/// The server's response to one injected query, handed to `read_query_result`.
-#[repr(C)]
-#[derive(StableAbi, Debug, Clone, PartialEq)]
-pub struct InjectedResult {
+/// The server's response to one injected query, handed to
+/// `read_query_result`: an object of the host's, read through its methods
+/// (appended in compatible releases, like [`SessionFfi`]'s).
+#[sabi_trait]
+pub trait InjectedResultFfi {
     /// The id given in [`Injection::id`].
-    pub id: i64,
+    fn id(&self) -> i64;
     /// The payload that was sent.
-    pub query: RVec<u8>,
-    pub kind: ResultKind,
+    fn query(&self) -> RSlice<'_, u8>;
+    /// How the response ended.
+    fn kind(&self) -> ResultKind_NE;
     /// From the final OK packet (0 for result sets).
-    pub affected_rows: u64,
-    pub last_insert_id: u64,
+    fn affected_rows(&self) -> u64;
+    fn last_insert_id(&self) -> u64;
     /// From the final OK or EOF packet.
-    pub warnings: u16,
-    pub server_status: u16,
-    /// Number of row packets and their total size including headers.
-    pub row_count: u64,
-    pub bytes: u64,
+    fn warnings(&self) -> u16;
+    fn server_status(&self) -> u16;
+    /// Number of row packets (of every result set of the response) and
+    /// their total size, headers included.
+    fn row_count(&self) -> u64;
+    fn bytes(&self) -> u64;
     /// Microseconds from sending the query to the first and to the last
     /// response packet.
-    pub query_time_us: u64,
-    pub response_time_us: u64,
+    fn query_time_us(&self) -> u64;
+    fn response_time_us(&self) -> u64;
     /// The response's packet payloads, in order, when the injection asked
     /// for `buffer_result`; empty otherwise.
-    pub packets: RVec<RVec<u8>>,
+    #[sabi(last_prefix_field)]
+    fn packets(&self) -> RSlice<'_, RVec<u8>>;
 }
+
+/// An injected query's result as `read_query_result` sees it.
+pub type InjectedResult<'a> = InjectedResultFfi_TO<'a, RRef<'a, ()>>;
 
 /// Decision of `connect_server`.
 #[repr(u8)]

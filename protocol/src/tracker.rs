@@ -107,6 +107,11 @@ pub struct ResponseTracker {
     /// whose continuation chunks are still arriving.
     pending: Step,
     last_status: StatusFlags,
+    /// Warning count of the last OK/EOF seen.
+    last_warnings: u16,
+    /// Row packets seen, and their size with headers.
+    rows: u64,
+    row_bytes: u64,
     error: bool,
 }
 
@@ -141,6 +146,9 @@ impl ResponseTracker {
             continuation: false,
             pending: Step::More,
             last_status: StatusFlags::empty(),
+            last_warnings: 0,
+            rows: 0,
+            row_bytes: 0,
             error: false,
         }
     }
@@ -156,6 +164,17 @@ impl ResponseTracker {
     /// Status flags of the last OK/EOF seen (the final one once `Done`).
     pub fn last_status(&self) -> StatusFlags {
         self.last_status
+    }
+
+    /// Warning count of the last OK/EOF seen (the final one once `Done`).
+    pub fn last_warnings(&self) -> u16 {
+        self.last_warnings
+    }
+
+    /// Row packets of every result set so far, and their total size with
+    /// headers (a row of several chunks counts once, with all its bytes).
+    pub fn rows(&self) -> (u64, u64) {
+        (self.rows, self.row_bytes)
     }
 
     /// True if the response ended with an ERR packet.
@@ -188,6 +207,9 @@ impl ResponseTracker {
             // Middle or end of a large logical packet already interpreted
             // from its first chunk.
             self.continuation = payload_len == MAX_PAYLOAD_CHUNK;
+            if self.state == State::Rows {
+                self.row_bytes += (HEADER_LEN + payload_len) as u64;
+            }
             if self.continuation {
                 return Ok(Step::More);
             }
@@ -209,12 +231,12 @@ impl ResponseTracker {
     /// The length of the plain rows at the start of `frames` (raw frames:
     /// headers and payloads), while the response is in its rows: what
     /// [`on_server_packet`](Self::on_server_packet) would answer
-    /// `Step::More` to without changing state, found at a fraction of its
-    /// cost, since most of a large response is rows. Stops before a packet
+    /// `Step::More` to without changing state (but the row counts), found
+    /// at a fraction of its cost, since most of a large response is rows. Stops before a packet
     /// that is not wholly in `frames` and before any that could be more
     /// than a row (a terminator, an ERR, an empty or chunked packet), which
     /// go to `on_server_packet`.
-    pub fn skip_rows(&self, frames: &[u8]) -> usize {
+    pub fn skip_rows(&mut self, frames: &[u8]) -> usize {
         if self.state != State::Rows || self.continuation {
             return 0;
         }
@@ -232,8 +254,10 @@ impl ResponseTracker {
             if !plain_row {
                 break;
             }
+            self.rows += 1;
             pos = end;
         }
+        self.row_bytes += pos as u64;
         pos
     }
 
@@ -261,8 +285,7 @@ impl ResponseTracker {
             }
             State::ColumnsEof => match first {
                 Some(EOF_HEADER) if len < EOF_MAX_LEN => {
-                    let status = self.eof_status(prefix)?;
-                    self.last_status = status;
+                    let status = self.record_eof(prefix)?;
                     let cursor = self.kind == Kind::Execute
                         && status.contains(StatusFlags::CURSOR_EXISTS)
                         && !status.contains(StatusFlags::MORE_RESULTS_EXISTS);
@@ -284,8 +307,7 @@ impl ResponseTracker {
                     return Ok(self.on_err(prefix));
                 }
                 if first == Some(EOF_HEADER) && self.is_terminator_len(len) {
-                    let status = self.terminator_status(prefix)?;
-                    self.last_status = status;
+                    let status = self.record_terminator(prefix)?;
                     if self.kind != Kind::Fetch && status.contains(StatusFlags::MORE_RESULTS_EXISTS)
                     {
                         self.state = State::First;
@@ -294,6 +316,8 @@ impl ResponseTracker {
                     self.state = State::Done;
                     return Ok(Step::Done);
                 }
+                self.rows += 1;
+                self.row_bytes += (HEADER_LEN + len) as u64;
                 Ok(Step::More)
             }
             State::PrepareParams { remaining, columns } => {
@@ -314,7 +338,7 @@ impl ResponseTracker {
             }
             State::PrepareParamsEof { columns } => match first {
                 Some(EOF_HEADER) if len < EOF_MAX_LEN => {
-                    self.last_status = self.eof_status(prefix)?;
+                    self.record_eof(prefix)?;
                     Ok(self.prepare_columns(columns))
                 }
                 Some(ERR_HEADER) => Ok(self.on_err(prefix)),
@@ -341,7 +365,7 @@ impl ResponseTracker {
             }
             State::PrepareColumnsEof => match first {
                 Some(EOF_HEADER) if len < EOF_MAX_LEN => {
-                    self.last_status = self.eof_status(prefix)?;
+                    self.record_eof(prefix)?;
                     self.state = State::Done;
                     Ok(Step::Done)
                 }
@@ -353,7 +377,7 @@ impl ResponseTracker {
             State::FieldDefs => match first {
                 Some(ERR_HEADER) => Ok(self.on_err(prefix)),
                 Some(EOF_HEADER) if self.is_terminator_len(len) => {
-                    self.last_status = self.terminator_status(prefix)?;
+                    self.record_terminator(prefix)?;
                     self.state = State::Done;
                     Ok(Step::Done)
                 }
@@ -409,7 +433,7 @@ impl ResponseTracker {
                 // Events stream until the connection closes, except that a
                 // non-blocking dump (BINLOG_DUMP_NON_BLOCK) ends with EOF.
                 if first == EOF_HEADER && len < EOF_MAX_LEN {
-                    self.last_status = self.eof_status(prefix)?;
+                    self.record_eof(prefix)?;
                     self.state = State::Done;
                     return Ok(Step::Done);
                 }
@@ -422,7 +446,7 @@ impl ResponseTracker {
                 // COM_SET_OPTION answers with EOF (an OK under
                 // DEPRECATE_EOF); COM_STATISTICS with a bare string.
                 if first == EOF_HEADER && self.is_terminator_len(len) {
-                    self.last_status = self.terminator_status(prefix)?;
+                    self.record_terminator(prefix)?;
                 }
                 self.state = State::Done;
                 Ok(Step::Done)
@@ -496,7 +520,7 @@ impl ResponseTracker {
 
     /// A complete OK: records its status and ends the response.
     fn on_ok(&mut self, prefix: &[u8]) -> Result<Step, DecodeError> {
-        self.last_status = self.ok_status(prefix)?;
+        self.record_ok(prefix)?;
         self.state = State::Done;
         Ok(Step::Done)
     }
@@ -539,39 +563,49 @@ impl ResponseTracker {
         }
     }
 
-    fn terminator_status(&self, prefix: &[u8]) -> Result<StatusFlags, DecodeError> {
+    fn record_terminator(&mut self, prefix: &[u8]) -> Result<StatusFlags, DecodeError> {
         if self.deprecate_eof() {
-            self.ok_status(prefix)
+            self.record_ok(prefix)
         } else {
-            self.eof_status(prefix)
+            self.record_eof(prefix)
         }
     }
 
-    /// Status of an OK (either header): after two lenenc ints.
-    fn ok_status(&self, prefix: &[u8]) -> Result<StatusFlags, DecodeError> {
+    /// Records an OK's (either header) status and warning count, after its
+    /// two lenenc ints; returns the status.
+    fn record_ok(&mut self, prefix: &[u8]) -> Result<StatusFlags, DecodeError> {
         let mut r = Reader::with_context(prefix, "ResponseTracker OK packet");
         r.u8()?;
         r.lenenc_int_lenient()?;
         r.lenenc_int_lenient()?;
-        if self
-            .capabilities
-            .intersects(CapabilityFlags::PROTOCOL_41 | CapabilityFlags::TRANSACTIONS)
-        {
-            Ok(StatusFlags(r.u16_le()?))
+        let (status, warnings) = if self.capabilities.contains(CapabilityFlags::PROTOCOL_41) {
+            // Some servers end an OK after its status: no warnings then.
+            (StatusFlags(r.u16_le()?), r.u16_le().unwrap_or(0))
+        } else if self.capabilities.contains(CapabilityFlags::TRANSACTIONS) {
+            (StatusFlags(r.u16_le()?), 0)
         } else {
-            Ok(StatusFlags::empty())
-        }
+            (StatusFlags::empty(), 0)
+        };
+        self.last_status = status;
+        self.last_warnings = warnings;
+        Ok(status)
     }
 
-    /// Status of a classic EOF: after the warning count.
-    fn eof_status(&self, prefix: &[u8]) -> Result<StatusFlags, DecodeError> {
-        if !self.capabilities.contains(CapabilityFlags::PROTOCOL_41) {
+    /// Records a classic EOF's status and warning count; returns the
+    /// status.
+    fn record_eof(&mut self, prefix: &[u8]) -> Result<StatusFlags, DecodeError> {
+        let (status, warnings) = if self.capabilities.contains(CapabilityFlags::PROTOCOL_41) {
+            let mut r = Reader::with_context(prefix, "ResponseTracker EOF packet");
+            r.u8()?;
+            let warnings = r.u16_le()?;
+            (StatusFlags(r.u16_le()?), warnings)
+        } else {
             // Pre-4.1 EOF is the bare 0xFE byte.
-            return Ok(StatusFlags::empty());
-        }
-        let mut r = Reader::with_context(prefix, "ResponseTracker EOF packet");
-        r.fixed(3)?;
-        Ok(StatusFlags(r.u16_le()?))
+            (StatusFlags::empty(), 0)
+        };
+        self.last_status = status;
+        self.last_warnings = warnings;
+        Ok(status)
     }
 }
 
@@ -766,11 +800,10 @@ mod tests {
 
     #[test]
     fn rows_are_skipped_only_whole_and_only_in_the_rows() {
-        let t = ResponseTracker::new(C::Query as u8, DEPRECATE);
+        let mut t = ResponseTracker::new(C::Query as u8, DEPRECATE);
         let frames = frames(&result_set(DEPRECATE, 1, 3, AUTOCOMMIT));
         // Before the column count: nothing is a row yet.
         assert_eq!(t.skip_rows(&frames), 0);
-        let mut t = t;
         feed(&mut t, &[vec![1], coldef("c0")]);
         let rows_at = HEADER_LEN + 1 + HEADER_LEN + coldef("c0").len();
         let rows = &frames[rows_at..];
@@ -779,6 +812,36 @@ mod tests {
         // A row cut short stops the skipping before it.
         assert_eq!(t.skip_rows(&rows[..2 * row_frame + 3]), 2 * row_frame);
         assert_eq!(t.skip_rows(&rows[..row_frame - 1]), 0);
+    }
+
+    #[test]
+    fn rows_and_warnings_are_counted_however_the_rows_pass() {
+        for caps in [BASE, DEPRECATE] {
+            // Two result sets (3 rows, then 2), the last terminator with 7
+            // warnings; each row 2 bytes of payload.
+            let mut packets = result_set(caps, 1, 3, AUTOCOMMIT | MORE);
+            packets.extend(result_set(caps, 1, 2, AUTOCOMMIT));
+            let last = packets.len() - 1;
+            // EOF: warnings right after the header; OK: after its two
+            // lenenc ints and the status.
+            let at = if caps == DEPRECATE { 5 } else { 1 };
+            packets[last][at] = 7;
+            let frames = frames(&packets);
+            for skipping in [false, true] {
+                let (_, end) = walk(
+                    ResponseTracker::new(C::Query as u8, caps),
+                    &frames,
+                    skipping,
+                );
+                assert_eq!(end.rows(), (5, 5 * (HEADER_LEN as u64 + 2)));
+                assert_eq!(end.last_warnings(), 7, "{caps:?}");
+            }
+            // An OK carries its warnings after the status.
+            let mut t = ResponseTracker::new(C::Query as u8, caps);
+            let steps = feed(&mut t, &[vec![0x00, 1, 0, 2, 0, 3, 0]]);
+            assert_eq!(steps, [Step::Done]);
+            assert_eq!((t.last_warnings(), t.rows()), (3, (0, 0)));
+        }
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub struct ProxyBuilder {
     admin_credentials: Option<(String, String)>,
     log_level: String,
     args: Vec<String>,
+    /// Ports of other plugins' listeners to wait for at start.
+    wait_for_ports: Vec<u16>,
 }
 
 impl Default for ProxyBuilder {
@@ -49,6 +51,7 @@ impl Default for ProxyBuilder {
             admin_credentials: None,
             log_level: "debug".into(),
             args: Vec::new(),
+            wait_for_ports: Vec::new(),
         }
     }
 }
@@ -95,6 +98,13 @@ impl ProxyBuilder {
     /// TCP port.
     pub fn proxy_socket(mut self, path: impl Into<PathBuf>) -> Self {
         self.proxy_socket = Some(path.into());
+        self
+    }
+
+    /// Also waits, at start, for `port` to listen (a listener of a plugin
+    /// other than proxy and admin, whose address the test chose).
+    pub fn wait_for_port(mut self, port: u16) -> Self {
+        self.wait_for_ports.push(port);
         self
     }
 
@@ -212,7 +222,11 @@ impl ProxyBuilder {
             _dir: dir,
         };
         let began = Instant::now();
-        let ports: Vec<u16> = proxy_port.into_iter().chain(admin_port).collect();
+        let ports: Vec<u16> = proxy_port
+            .into_iter()
+            .chain(admin_port)
+            .chain(self.wait_for_ports.iter().copied())
+            .collect();
         loop {
             if let Ok(Some(status)) = proxy.child.try_wait() {
                 return Err(StartError::new(

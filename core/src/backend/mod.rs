@@ -12,3 +12,99 @@ pub mod server;
 
 pub use health::HealthConfig;
 pub use registry::{Backend, BackendCounters, BackendLease, BackendRegistry};
+
+pub use pool::{PoolReset, PoolSpec};
+pub use registry::BalancePolicy;
+
+/// How sessions use the backends, set by the plugin that adds them
+/// ([`BackendSettings::set`], reached through the host's `set_option`):
+/// the balancing rule and the pool. The engine hands them to every
+/// listener when it starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BackendSettings {
+    pub balance: BalancePolicy,
+    pub pool: PoolSpec,
+}
+
+impl BackendSettings {
+    /// Sets one setting by its option name (the proxy plugin's option
+    /// without its `proxy-` prefix); the error names the setting and what
+    /// it expects.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
+        let count = || {
+            value
+                .trim()
+                .parse::<u32>()
+                .map_err(|_| format!("{name}: '{value}' is not a number >= 0"))
+        };
+        match name {
+            "balance" => {
+                self.balance = BalancePolicy::parse(value.trim()).ok_or_else(|| {
+                    let known: Vec<&str> = BalancePolicy::ALL.iter().map(|(n, _)| *n).collect();
+                    format!("balance={value}: expected one of {}", known.join(", "))
+                })?;
+            }
+            "pool-max-idle" => self.pool.max_idle = count()?,
+            "pool-min-idle" => self.pool.min_idle = count()?,
+            "pool-idle-timeout" => {
+                let seconds = value
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| s.is_finite() && *s >= 0.0)
+                    .ok_or_else(|| format!("{name}: '{value}' is not a number of seconds >= 0"))?;
+                self.pool.idle_timeout_ms = (seconds * 1000.0).round() as u64;
+            }
+            "pool-reset" => {
+                self.pool.reset = match value.trim() {
+                    "change-user" => PoolReset::ChangeUser,
+                    "reset-connection" => PoolReset::ResetConnection,
+                    _ => {
+                        return Err(format!(
+                            "{name}: expected change-user or reset-connection, got '{value}'"
+                        ))
+                    }
+                }
+            }
+            _ => return Err(format!("unknown host setting '{name}'")),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_are_set_by_name_and_refused_with_a_reason() {
+        let mut settings = BackendSettings::default();
+        settings.set("balance", "round-robin").unwrap();
+        settings.set("pool-max-idle", "8").unwrap();
+        settings.set("pool-min-idle", " 2 ").unwrap();
+        settings.set("pool-idle-timeout", "1.5").unwrap();
+        settings.set("pool-reset", "reset-connection").unwrap();
+        assert_eq!(settings.balance, BalancePolicy::RoundRobin);
+        assert_eq!(
+            settings.pool,
+            PoolSpec {
+                max_idle: 8,
+                min_idle: 2,
+                idle_timeout_ms: 1500,
+                reset: PoolReset::ResetConnection,
+            }
+        );
+        let refused = |name: &str, value: &str| {
+            BackendSettings::default()
+                .set(name, value)
+                .expect_err("refused")
+        };
+        assert!(refused("balance", "random").contains("least-connections"));
+        assert!(refused("pool-max-idle", "-1").contains("pool-max-idle"));
+        assert!(refused("pool-idle-timeout", "soon").contains("seconds"));
+        assert_eq!(
+            refused("pool-size", "3"),
+            "unknown host setting 'pool-size'"
+        );
+    }
+}

@@ -12,10 +12,49 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use mysql_proxy_plugin_abi::PoolSpec;
 use mysql_proxy_protocol::constants::CapabilityFlags;
 
 use crate::net::ParkedStream;
+
+/// The pool's settings (`--proxy-pool-*`), shared by every backend: when a
+/// client leaves an idle session, its authenticated server connection is
+/// kept for the next client of the same backend instead of being closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSpec {
+    /// Idle connections kept per backend; 0 turns the pool off.
+    pub max_idle: u32,
+    /// Idle connections never closed for being idle too long.
+    pub min_idle: u32,
+    /// Idle connections beyond `min_idle` are closed after this long, in
+    /// milliseconds.
+    pub idle_timeout_ms: u64,
+    /// How a pooled connection is handed to its next client.
+    pub reset: PoolReset,
+}
+
+impl Default for PoolSpec {
+    fn default() -> Self {
+        Self {
+            max_idle: 0,
+            min_idle: 0,
+            idle_timeout_ms: 300_000,
+            reset: PoolReset::ChangeUser,
+        }
+    }
+}
+
+/// How a pooled connection is handed to a new client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolReset {
+    /// COM_CHANGE_USER with the new client's credentials: the server checks
+    /// them and resets all session state.
+    ChangeUser,
+    /// No round trip for the login: the client must log in as the user the
+    /// connection was opened with, with the same password (checked by the
+    /// proxy); COM_RESET_CONNECTION then resets the session state
+    /// (`--proxy-pool-no-change-user`).
+    ResetConnection,
+}
 
 /// Who a connection is logged in as, and how: the handshake frame and auth
 /// response that did it, the capabilities negotiated then (which the server
@@ -146,7 +185,6 @@ fn trim(idle: &mut VecDeque<PooledConn>, spec: &PoolSpec) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mysql_proxy_plugin_abi::PoolReset;
     use std::net::{TcpListener, TcpStream};
 
     fn spec(max_idle: u32, min_idle: u32, idle_timeout_ms: u64) -> PoolSpec {

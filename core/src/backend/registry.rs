@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use mysql_proxy_plugin_abi::{BackendInfo, BackendState, BackendType, BalancePolicy};
+use mysql_proxy_plugin_abi::{BackendState, BackendType};
 
 use super::pool::BackendPool;
 use crate::address::{self, Address};
@@ -18,6 +18,37 @@ use crate::address::{self, Address};
 /// Without health checks, how long a backend stays down before new clients
 /// may try it again (MySQL Proxy: more than 4 whole seconds).
 const DOWN_RETRY_AFTER: Duration = Duration::from_secs(4);
+
+/// The rule for picking a read-write backend for a new client
+/// (`--proxy-balance`). Backends that are down or offline are never picked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BalancePolicy {
+    /// Fewest connected clients; ties go to the lowest index (MySQL Proxy
+    /// 0.8's rule, the default).
+    #[default]
+    LeastConnections,
+    /// Each backend in turn.
+    RoundRobin,
+    /// In proportion to the backends' weights (smooth weighted round-robin).
+    Weighted,
+    /// The first usable one in index order: an ordered failover list.
+    FirstAvailable,
+}
+
+impl BalancePolicy {
+    /// Every policy with its option value.
+    pub const ALL: [(&'static str, BalancePolicy); 4] = [
+        ("least-connections", BalancePolicy::LeastConnections),
+        ("round-robin", BalancePolicy::RoundRobin),
+        ("weighted", BalancePolicy::Weighted),
+        ("first-available", BalancePolicy::FirstAvailable),
+    ];
+
+    /// Parses an option value such as `round-robin`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, p)| *p)
+    }
+}
 
 /// One backend server.
 #[derive(Debug)]
@@ -127,32 +158,15 @@ impl Backend {
             .elapsed()
     }
 
-    pub fn info(&self) -> BackendInfo {
-        let change = self
-            .change
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        BackendInfo {
-            ndx: self.ndx,
-            address: self.name.as_str().into(),
-            state: self.state(),
-            backend_type: self.backend_type,
-            connected_clients: self.connected_clients(),
-            idle_connections: self.pool.len() as u64,
-            weight: self.weight,
-            connects: load(&self.counters.connects),
-            connect_failures: load(&self.counters.connect_failures),
-            queries: load(&self.counters.queries),
-            bytes: load(&self.counters.bytes),
-            errors: load(&self.counters.errors),
-            state_since: change
-                .wall
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
-            state_reason: change.reason.as_str().into(),
-        }
+    /// Why the state last changed, and when (seconds since the Unix
+    /// epoch).
+    pub fn state_change(&self) -> (String, u64) {
+        let change = self.change.lock().unwrap_or_else(PoisonError::into_inner);
+        let since = change
+            .wall
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        (change.reason.clone(), since)
     }
 }
 
@@ -286,10 +300,6 @@ impl BackendRegistry {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
-    }
-
-    pub fn snapshot(&self) -> Vec<BackendInfo> {
-        self.all().iter().map(|b| b.info()).collect()
     }
 
     /// Declares that a health checker now watches the backends.
@@ -509,6 +519,6 @@ mod tests {
         backend.mark_up("health check passed");
         backend.mark_down("health check failed");
         assert_eq!(backend.state(), BackendState::Offline);
-        assert_eq!(backend.info().state_reason.as_str(), "operator");
+        assert_eq!(backend.state_change().0, "operator");
     }
 }

@@ -5,14 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mysql_proxy_plugin_abi::PoolSpec;
 use mysql_proxy_protocol::codec::HEADER_LEN;
 use mysql_proxy_protocol::constants::{CapabilityFlags, Command, ERR_HEADER, OK_HEADER};
 use mysql_proxy_protocol::lenenc::put_lenenc_bytes;
 use mysql_proxy_protocol::packets::HandshakeResponse41;
 
 use super::courtesy::{self, error_text};
-use super::pool::{Login, PooledConn};
+use super::pool::{Login, PoolSpec, PooledConn};
 use super::registry::{BackendCounters, BackendLease};
 use crate::error::SessionError;
 use crate::net::{Conn, ConnError, Limits, RawPacket, Stream};

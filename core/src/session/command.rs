@@ -26,7 +26,7 @@ impl Session {
     pub(super) async fn execute(&mut self, packet: &RawPacket) -> Result<(), SessionError> {
         let mut queue: RVec<Injection> = RVec::new();
         let decision = known(self.hooks.read_query(
-            &mut self.state,
+            self.state.for_hook(),
             packet.payload.as_ref().into(),
             &mut queue,
         ));
@@ -127,8 +127,8 @@ impl Session {
             };
             replied |= outcome.streamed_to_client;
             let decision = known(self.hooks.read_query_result(
-                &mut self.state,
-                &result,
+                self.state.for_hook(),
+                result.for_hook(),
                 &mut queue,
             ));
             replied =

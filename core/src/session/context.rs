@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mysql_proxy_plugin_abi::{BalancePolicy, PluginBox, PoolSpec};
+use mysql_proxy_plugin_abi::PluginBox;
 
-use crate::backend::BackendRegistry;
+use crate::backend::{BackendRegistry, BalancePolicy, PoolSpec};
 use crate::net::Limits;
 use crate::sessions::SessionTracker;
 

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use mysql_proxy_plugin_abi::{
-    abi_stable::std_types::{RNone, RSome},
     AuthDecision, AuthResultDecision, ConnectDecision, HandshakeDecision, Response, SqlError,
 };
 use mysql_proxy_protocol::codec::{self, HEADER_LEN};
@@ -110,7 +109,7 @@ impl Session {
     /// `connect_server`: let the plugin pick a backend or answer itself,
     /// then connect, trying the next eligible backend on failure.
     async fn connect_server(&mut self) -> Phase {
-        let decision = known(self.hooks.connect_server(&mut self.state));
+        let decision = known(self.hooks.connect_server(self.state.for_hook()));
         let wanted = match decision {
             Err(error) => return self.refuse(error).await,
             Ok(Some(ConnectDecision::Default)) => None,
@@ -123,7 +122,7 @@ impl Session {
         match self.connect_backend(wanted).await {
             Ok(server) => {
                 let backend = server.lease.backend();
-                self.state.backend_ndx = RSome(backend.ndx);
+                self.state.backend_ndx = Some(backend.ndx);
                 self.state.server_address = backend.name.as_str().into();
                 self.server = Some(server);
                 Phase::ReadHandshake
@@ -246,7 +245,7 @@ impl Session {
         let payload = greeting.to_bytes();
         let decision = known(
             self.hooks
-                .read_handshake(&mut self.state, payload.as_ref().into()),
+                .read_handshake(self.state.for_hook(), payload.as_ref().into()),
         );
         let (to_send, close) = match decision {
             Err(error) => return self.refuse(error).await,
@@ -327,7 +326,7 @@ impl Session {
 
         let decision = known(
             self.hooks
-                .read_auth(&mut self.state, packet.payload.as_ref().into()),
+                .read_auth(self.state.for_hook(), packet.payload.as_ref().into()),
         );
         self.note_login(self.greeting_frame.clone(), &auth);
         let to_server = match decision {
@@ -421,7 +420,7 @@ impl Session {
             let shift = server.auth_seq_shift;
             let decision = known(
                 self.hooks
-                    .read_auth_result(&mut self.state, packet.payload.as_ref().into()),
+                    .read_auth_result(self.state.for_hook(), packet.payload.as_ref().into()),
             );
             let sent = match decision {
                 Err(error) => return self.refuse(error).await,
@@ -635,7 +634,7 @@ impl Session {
         } else {
             slog::debug!(self.logger, "session closed");
         }
-        self.hooks.disconnect_client(&self.state);
+        self.hooks.disconnect_client(self.state.for_hook());
         // After a server failure the connection is lost; after anything else
         // `release` judges from the session's state whether it is reusable.
         let reusable = reason
@@ -647,7 +646,7 @@ impl Session {
             let goodbye = reason.is_none() && self.context.pool.max_idle > 0;
             self.release(server, goodbye).await;
         }
-        self.state.backend_ndx = RNone;
+        self.state.backend_ndx = None;
     }
 
     /// Done with the server connection: into its backend's pool if it may

@@ -18,7 +18,6 @@ pub use context::ListenerContext;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use mysql_proxy_plugin_abi::SessionState;
 
 use crate::net::{Conn, Stream};
 
@@ -39,14 +38,14 @@ impl ClientSession {
         peer: String,
         local: String,
     ) -> Self {
-        let state = SessionState {
+        let mut state = state::SessionState {
             connection_id,
             listener_ndx: context.listener_ndx,
             client_address: peer.into(),
             local_address: local.into(),
-            ..SessionState::default()
+            ..state::SessionState::default()
         };
-        let hooks = context.plugin.new_session(&state);
+        let hooks = context.plugin.new_session(&state.for_hook());
         let client = Conn::new(stream, context.limits);
         Self {
             lifecycle: Some(Box::new(state::Session::new(context, hooks, state, client))),

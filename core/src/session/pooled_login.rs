@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use mysql_proxy_plugin_abi::{PoolReset, Response, SqlError};
+use mysql_proxy_plugin_abi::{Response, SqlError};
 use mysql_proxy_protocol::codec;
 use mysql_proxy_protocol::constants::{CapabilityFlags, Command, OK_HEADER};
 use mysql_proxy_protocol::packets::{
@@ -18,7 +18,7 @@ use mysql_proxy_protocol::packets::{
 use super::lifecycle::Phase;
 use super::state::{client_error, ClientStage, Session};
 use crate::backend::courtesy;
-use crate::backend::pool::Login;
+use crate::backend::pool::{Login, PoolReset};
 use crate::backend::server::{
     change_user_payload, LoginState, ServerConn, CONNECTION_BOUND_CAPABILITIES,
 };

@@ -11,7 +11,11 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use mysql_proxy_plugin_abi::{
-    abi_stable::std_types::RVec, InjectedResult, Injection, ResultDecision, ResultKind, SqlError,
+    abi_stable::nonexhaustive_enum::NonExhaustive,
+    abi_stable::sabi_trait::TD_Opaque,
+    abi_stable::std_types::{RSlice, RVec},
+    InjectedResult, InjectedResultFfi, InjectedResultFfi_TO, Injection, ResultDecision, ResultKind,
+    ResultKind_NE, SqlError,
 };
 use mysql_proxy_protocol::codec::{self, HEADER_LEN};
 use mysql_proxy_protocol::lenenc::Reader;
@@ -35,8 +39,12 @@ pub(super) enum Sink {
 /// What the relay saw of a response.
 #[derive(Default)]
 pub(super) struct Summary {
-    /// Server status of the final OK/EOF.
+    /// Server status and warning count of the final OK/EOF.
     pub status: u16,
+    pub warnings: u16,
+    /// Row packets, and their size with headers.
+    pub rows: u64,
+    pub row_bytes: u64,
     pub is_error: bool,
     /// The first packet's payload prefix (`first_prefix_len` bytes): kept
     /// in place, not allocated, since every response has one.
@@ -151,6 +159,8 @@ pub(super) async fn relay_response(
             match step {
                 Step::Done => {
                     summary.status = tracker.last_status().0;
+                    summary.warnings = tracker.last_warnings();
+                    (summary.rows, summary.row_bytes) = tracker.rows();
                     summary.is_error = tracker.is_error();
                     return Ok(summary);
                 }
@@ -232,11 +242,74 @@ async fn relay_local_infile(
     }
 }
 
+/// The server's response to one injected query, as `read_query_result`
+/// reads it (through [`InjectedResultFfi`]).
+pub(super) struct InjectionResult {
+    pub id: i64,
+    pub query: RVec<u8>,
+    pub kind: ResultKind,
+    pub affected_rows: u64,
+    pub last_insert_id: u64,
+    pub warnings: u16,
+    pub server_status: u16,
+    pub row_count: u64,
+    pub bytes: u64,
+    pub query_time_us: u64,
+    pub response_time_us: u64,
+    pub packets: RVec<RVec<u8>>,
+}
+
+impl InjectionResult {
+    /// The result as the hook receives it.
+    pub fn for_hook(&self) -> InjectedResult<'_> {
+        InjectedResultFfi_TO::from_ptr(self, TD_Opaque)
+    }
+}
+
+impl InjectedResultFfi for InjectionResult {
+    fn id(&self) -> i64 {
+        self.id
+    }
+    fn query(&self) -> RSlice<'_, u8> {
+        self.query.as_rslice()
+    }
+    fn kind(&self) -> ResultKind_NE {
+        NonExhaustive::new(self.kind)
+    }
+    fn affected_rows(&self) -> u64 {
+        self.affected_rows
+    }
+    fn last_insert_id(&self) -> u64 {
+        self.last_insert_id
+    }
+    fn warnings(&self) -> u16 {
+        self.warnings
+    }
+    fn server_status(&self) -> u16 {
+        self.server_status
+    }
+    fn row_count(&self) -> u64 {
+        self.row_count
+    }
+    fn bytes(&self) -> u64 {
+        self.bytes
+    }
+    fn query_time_us(&self) -> u64 {
+        self.query_time_us
+    }
+    fn response_time_us(&self) -> u64 {
+        self.response_time_us
+    }
+    fn packets(&self) -> RSlice<'_, RVec<u8>> {
+        self.packets.as_rslice()
+    }
+}
+
 /// What running one injection produced.
 pub(super) struct InjectionOutcome {
     /// The result for `read_query_result`; `None` when the command has no
     /// response.
-    pub result: Option<InjectedResult>,
+    pub result: Option<InjectionResult>,
     /// The response already went to the client.
     pub streamed_to_client: bool,
     /// The response's raw frames, when buffered.
@@ -280,16 +353,16 @@ pub(super) async fn run_injection(
     let done_at = Instant::now();
     let raw = summary.buffered.clone().freeze();
     let (kind, affected_rows, last_insert_id) = classify(&summary);
-    let result = InjectedResult {
+    let result = InjectionResult {
         id: injection.id,
         query: injection.payload.clone(),
         kind,
         affected_rows,
         last_insert_id,
-        warnings: 0,
+        warnings: summary.warnings,
         server_status: summary.status,
-        row_count: 0,
-        bytes: summary.bytes,
+        row_count: summary.rows,
+        bytes: summary.row_bytes,
         query_time_us: micros(summary.first_at.unwrap_or(done_at) - sent_at),
         response_time_us: micros(done_at - sent_at),
         packets: split_payloads(&raw),
@@ -306,7 +379,7 @@ pub(super) async fn run_injection(
 pub(super) async fn apply_result_decision(
     session: &mut Session,
     decision: Result<Option<ResultDecision>, SqlError>,
-    result: &InjectedResult,
+    result: &InjectionResult,
     raw: Bytes,
     replied: bool,
 ) -> Result<bool, SessionError> {

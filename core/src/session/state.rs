@@ -9,8 +9,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use mysql_proxy_plugin_abi::{
     abi_stable::nonexhaustive_enum::{GetEnumInfo, NonExhaustive},
-    abi_stable::std_types::{RResult, RString},
-    HooksBox, SessionState, SqlError,
+    abi_stable::sabi_trait::TD_Opaque,
+    abi_stable::std_types::{ROption, RResult, RStr, RString},
+    HooksBox, Session as HookSession, SessionFfi, SessionFfi_TO, SqlError,
 };
 use mysql_proxy_protocol::constants::CapabilityFlags;
 
@@ -42,6 +43,85 @@ pub(super) enum ClientStage {
     Expecting(u8),
     /// Part of a response was already written: nothing can be added.
     MidResponse,
+}
+
+/// What the session's plugin sees of it (through [`SessionFfi`]), kept
+/// current by the phases.
+#[derive(Debug, Default)]
+pub struct SessionState {
+    pub connection_id: u64,
+    pub listener_ndx: u32,
+    pub client_address: RString,
+    pub local_address: RString,
+    pub backend_ndx: Option<u32>,
+    pub server_address: RString,
+    pub server_thread_id: u32,
+    pub server_version: RString,
+    pub server_capabilities: u64,
+    pub client_capabilities: u64,
+    pub username: RString,
+    pub default_db: RString,
+    pub auth_plugin_name: RString,
+    pub server_status: u16,
+    pub close_after_reply: bool,
+}
+
+impl SessionState {
+    /// The state as a hook receives it.
+    pub fn for_hook(&mut self) -> HookSession<'_> {
+        SessionFfi_TO::from_ptr(self, TD_Opaque)
+    }
+}
+
+impl SessionFfi for SessionState {
+    fn connection_id(&self) -> u64 {
+        self.connection_id
+    }
+    fn listener_ndx(&self) -> u32 {
+        self.listener_ndx
+    }
+    fn client_address(&self) -> RStr<'_> {
+        self.client_address.as_rstr()
+    }
+    fn local_address(&self) -> RStr<'_> {
+        self.local_address.as_rstr()
+    }
+    fn backend_ndx(&self) -> ROption<u32> {
+        self.backend_ndx.into()
+    }
+    fn server_address(&self) -> RStr<'_> {
+        self.server_address.as_rstr()
+    }
+    fn server_thread_id(&self) -> u32 {
+        self.server_thread_id
+    }
+    fn server_version(&self) -> RStr<'_> {
+        self.server_version.as_rstr()
+    }
+    fn server_capabilities(&self) -> u64 {
+        self.server_capabilities
+    }
+    fn client_capabilities(&self) -> u64 {
+        self.client_capabilities
+    }
+    fn username(&self) -> RStr<'_> {
+        self.username.as_rstr()
+    }
+    fn default_db(&self) -> RStr<'_> {
+        self.default_db.as_rstr()
+    }
+    fn auth_plugin_name(&self) -> RStr<'_> {
+        self.auth_plugin_name.as_rstr()
+    }
+    fn server_status(&self) -> u16 {
+        self.server_status
+    }
+    fn close_after_reply(&self) -> bool {
+        self.close_after_reply
+    }
+    fn set_close_after_reply(&mut self, close: bool) {
+        self.close_after_reply = close;
+    }
 }
 
 pub(super) struct Session {

@@ -9,7 +9,7 @@ use mysql_proxy_plugin_abi::{
     abi_stable::{export_root_module, std_types::RVec},
     AuthDecision, ConnectDecision, Hooks, HostHandle, Injection, ListenerSpec, OkResponse,
     OptionKind, OptionSpec, Plugin, PluginDefinition, PluginModuleRef, PluginOptions,
-    QueryDecision, Response, SessionState, SqlError,
+    QueryDecision, Response, Session, SqlError,
 };
 use mysql_proxy_protocol::auth::verify_native_password;
 use mysql_proxy_protocol::constants::{
@@ -79,7 +79,7 @@ impl Plugin for AdminPlugin {
         vec![ListenerSpec::new("admin", &self.address)]
     }
 
-    fn new_session(&self, _session: &SessionState) -> AdminSession {
+    fn new_session(&self, _session: &Session<'_>) -> AdminSession {
         AdminSession {
             username: self.username.clone(),
             password: self.password.clone(),
@@ -99,7 +99,7 @@ pub struct AdminSession {
 }
 
 impl Hooks for AdminSession {
-    fn connect_server(&mut self, session: &mut SessionState) -> Result<ConnectDecision, SqlError> {
+    fn connect_server(&mut self, session: &mut Session<'_>) -> Result<ConnectDecision, SqlError> {
         let capabilities = CapabilityFlags::PROTOCOL_41
             | CapabilityFlags::SECURE_CONNECTION
             | CapabilityFlags::LONG_PASSWORD
@@ -107,7 +107,7 @@ impl Hooks for AdminSession {
             | CapabilityFlags::CONNECT_WITH_DB;
         let greeting = HandshakeV10::new(
             SERVER_VERSION,
-            u32::try_from(session.connection_id).unwrap_or(u32::MAX),
+            u32::try_from(session.connection_id()).unwrap_or(u32::MAX),
             &self.scramble,
             capabilities,
             CHARSET_LATIN1_SWEDISH_CI,
@@ -122,7 +122,7 @@ impl Hooks for AdminSession {
 
     fn read_auth(
         &mut self,
-        _session: &mut SessionState,
+        _session: &mut Session<'_>,
         auth: &[u8],
     ) -> Result<AuthDecision, SqlError> {
         let auth = HandshakeResponse41::decode(&bytes::Bytes::copy_from_slice(auth))
@@ -142,7 +142,7 @@ impl Hooks for AdminSession {
 
     fn read_query(
         &mut self,
-        _session: &mut SessionState,
+        _session: &mut Session<'_>,
         packet: &[u8],
         _queue: &mut RVec<Injection>,
     ) -> Result<QueryDecision, SqlError> {

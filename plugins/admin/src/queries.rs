@@ -1,6 +1,7 @@
 //! The admin port's queries and the tables they return.
 
 use mysql_proxy_plugin_abi::{
+    abi_stable::nonexhaustive_enum::NonExhaustive,
     abi_stable::std_types::{RNone, ROption, RSome, RVec},
     BackendState, HostHandle, OkResponse, Response, ResponseColumn, ResultSetResponse, SqlError,
 };
@@ -181,7 +182,7 @@ fn update_backend_state(text: &str, host: &HostHandle) -> Result<Response, SqlEr
     let internal = ndx.checked_sub(1).ok_or_else(|| {
         SqlError::new(1105, "07000", format!("no backend with backend_ndx {ndx}"))
     })?;
-    host.set_backend_state(internal, state, reason.into())
+    host.set_backend_state(internal, NonExhaustive::new(state), reason.into())
         .into_result()
         .map_err(|message| SqlError::new(1105, "07000", message.to_string()))?;
     Ok(Response::Ok(OkResponse {
@@ -199,21 +200,21 @@ fn backends(host: &HostHandle) -> Response {
         .into_iter()
         .map(|b| {
             RVec::from(vec![
-                text(b.ndx + 1),
-                text(b.address),
-                text(b.state.name()),
-                text(b.backend_type.name()),
+                text(b.ndx() + 1),
+                text(b.address()),
+                text(b.state().as_enum().map_or("?", |state| state.name())),
+                text(b.backend_type().as_enum().map_or("?", |kind| kind.name())),
                 RNone,
-                text(b.connected_clients),
-                text(b.weight),
-                text(b.idle_connections),
-                text(b.connects),
-                text(b.connect_failures),
-                text(b.queries),
-                text(b.bytes),
-                text(b.errors),
-                text(now.saturating_sub(b.state_since)),
-                text(b.state_reason),
+                text(b.connected_clients()),
+                text(b.weight()),
+                text(b.idle_connections()),
+                text(b.connects()),
+                text(b.connect_failures()),
+                text(b.queries()),
+                text(b.bytes()),
+                text(b.errors()),
+                text(now.saturating_sub(b.state_since())),
+                text(b.state_reason()),
             ])
         })
         .collect();

@@ -4,9 +4,9 @@
 //! and results are relayed unchanged).
 
 use mysql_proxy_plugin_abi::{
-    abi_stable::{export_root_module, std_types::RResult},
-    BackendType, BalancePolicy, Hooks, HostHandle, ListenerSpec, LogLevel, OptionKind, OptionSpec,
-    Plugin, PluginDefinition, PluginModuleRef, PluginOptions, PoolReset, SessionState,
+    abi_stable::{export_root_module, nonexhaustive_enum::NonExhaustive, std_types::RResult},
+    BackendType, Hooks, HostHandle, ListenerSpec, LogLevel, OptionKind, OptionSpec, Plugin,
+    PluginDefinition, PluginModuleRef, PluginOptions, Session,
 };
 
 /// Backend used when `--proxy-backend-addresses` is not given.
@@ -71,29 +71,24 @@ impl PluginDefinition for ProxyPlugin {
                 }
             }
         }
-        let count = |name: &str| -> Result<u32, String> {
-            options.get(name).map_or(Ok(0), |v| {
-                v.trim()
-                    .parse::<u32>()
-                    .map_err(|_| format!("--{name}: '{v}' is not a number >= 0"))
-            })
-        };
-        listener.pool.max_idle = count("proxy-pool-max-idle")?;
-        listener.pool.min_idle = count("proxy-pool-min-idle")?;
-        if let Some(seconds) = options.double("proxy-pool-idle-timeout")? {
-            listener.pool.idle_timeout_ms = (seconds.max(0.0) * 1000.0).round() as u64;
-        }
+        // The pool and the balancing rule are the host's: every session of
+        // every listener shares the backends.
+        let mut settings: Vec<(&str, String)> = [
+            ("proxy-balance", "balance"),
+            ("proxy-pool-max-idle", "pool-max-idle"),
+            ("proxy-pool-min-idle", "pool-min-idle"),
+            ("proxy-pool-idle-timeout", "pool-idle-timeout"),
+        ]
+        .into_iter()
+        .filter_map(|(option, setting)| options.get(option).map(|v| (setting, v.to_string())))
+        .collect();
         if options.flag("proxy-pool-no-change-user") {
-            listener.pool.reset = PoolReset::ResetConnection;
+            settings.push(("pool-reset", "reset-connection".to_string()));
         }
-        if let Some(name) = options.get("proxy-balance") {
-            listener.balance = BalancePolicy::parse(name).ok_or_else(|| {
-                let known: Vec<&str> = BalancePolicy::ALL.iter().map(|(n, _)| *n).collect();
-                format!(
-                    "--proxy-balance={name}: expected one of {}",
-                    known.join(", ")
-                )
-            })?;
+        for (setting, value) in settings {
+            if let RResult::RErr(message) = host.set_option(setting.into(), value.as_str().into()) {
+                return Err(format!("--proxy-{message}"));
+            }
         }
         let mut read_write = options.list("proxy-backend-addresses");
         if read_write.is_empty() {
@@ -109,12 +104,13 @@ impl PluginDefinition for ProxyPlugin {
                     .map(|a| (a, BackendType::ReadOnly)),
             );
         for (address, backend_type) in backends {
-            if let RResult::RErr(message) = host.add_backend(address.into(), backend_type) {
+            let added = host.add_backend(address.into(), NonExhaustive::new(backend_type));
+            if let RResult::RErr(message) = added {
                 return Err(message.to_string());
             }
             let kind = match backend_type {
-                BackendType::ReadWrite => "read/write",
                 BackendType::ReadOnly => "read-only",
+                _ => "read/write",
             };
             host.log(
                 LogLevel::Message,
@@ -134,7 +130,7 @@ impl Plugin for ProxyPlugin {
         self.listener.iter().cloned().collect()
     }
 
-    fn new_session(&self, _session: &SessionState) -> RelayHooks {
+    fn new_session(&self, _session: &Session<'_>) -> RelayHooks {
         RelayHooks
     }
 }
