@@ -1,17 +1,20 @@
 //! Finding and loading plugin libraries (`--plugins`, `--plugin-dir`), and
 //! checking what they declare before anything else relies on it.
 //!
-//! Each library is opened with `abi_stable::library::lib_header_from_path` and
-//! its root module obtained with `LibHeader::init_root_module`, which checks
-//! the plugin-ABI version and the layout of everything reachable from the
-//! root module. (`RootModule::load_from_file` is not used: it caches one module
-//! per root-module type, so it could load only one plugin.) Libraries are
-//! never unloaded; abi_stable leaks them on purpose.
+//! Each library is opened with `abi_stable::library::lib_header_from_path`;
+//! its plugin-ABI version and the layout of everything reachable from its
+//! root module are checked ([`check_layout`]) before the root module is
+//! taken. (`RootModule::load_from_file` is not used: it caches one module per
+//! root-module type, so it could load only one plugin.) Libraries are never
+//! unloaded; abi_stable leaks them on purpose.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use abi_stable::library::{lib_header_from_path, LibraryError, RootModule};
+use abi_stable::sabi_types::VersionNumber;
+use abi_stable::std_types::RBoxError;
+use abi_stable::StableAbi;
 use mysql_proxy_plugin_abi::{OptionSpec, PluginModuleRef};
 
 use crate::logging::one_line;
@@ -114,8 +117,10 @@ pub fn load(name: &str, dirs: &[PathBuf]) -> Result<Module, LoadError> {
         })?;
     let classify = |error: LibraryError| classify(name, &path, error);
     let header = lib_header_from_path(&path).map_err(classify)?;
-    let module = header
-        .init_root_module::<PluginModuleRef>()
+    check_layout(header).map_err(classify)?;
+    // SAFETY: `check_layout` found the plugin's root module, and all it
+    // reaches, to be what this host's is or a prefix of it.
+    let module = unsafe { header.init_root_module_with_unchecked_layout::<PluginModuleRef>() }
         .map_err(classify)?;
     let version = module.version()().to_string();
     let options = module.options()().into_vec();
@@ -126,6 +131,46 @@ pub fn load(name: &str, dirs: &[PathBuf]) -> Result<Module, LoadError> {
         version,
         options,
     })
+}
+
+/// Checks the layout of a plugin's root module, and of everything it
+/// reaches, against this host's.
+///
+/// abi_stable's own check (`LibHeader::init_root_module`) takes the loader
+/// for the older side: a library may have appended methods to the objects
+/// and variants to the enums, not lack them. A plugin host needs the
+/// opposite: this host must serve every plugin built against its ABI
+/// release or an earlier compatible one (which lacks what was appended
+/// since), and refuse one built against a later release (which may call
+/// what this host lacks). So the same check is made with the plugin's
+/// layout as the interface and the host's as the implementation. What the
+/// host calls that an older plugin lacks is safe: every object's methods
+/// sit in prefix vtables, whose missing entries read as absent, and the
+/// methods appended to the plugin's objects have defaults.
+///
+/// The ABI versions are compared first, by cargo's rule: the same major
+/// version (for `0.y.z`, the same `y`).
+fn check_layout(header: &abi_stable::library::LibHeader) -> Result<(), LibraryError> {
+    let host = VersionNumber::new(PluginModuleRef::VERSION_STRINGS)?;
+    let plugin = VersionNumber::new(header.version_strings())?;
+    if host.major != plugin.major || (host.major == 0 && host.minor != plugin.minor) {
+        return Err(LibraryError::IncompatibleVersionNumber {
+            library_name: PluginModuleRef::NAME,
+            expected_version: host,
+            actual_version: plugin,
+        });
+    }
+    let Some(plugin) = header.layout() else {
+        // Built without layout information: nothing to compare with.
+        return Err(LibraryError::AbiInstability(RBoxError::from_fmt(
+            &"the plugin carries no layout information",
+        )));
+    };
+    abi_stable::abi_stability::abi_checking::check_layout_compatibility(
+        plugin,
+        PluginModuleRef::LAYOUT,
+    )
+    .map_err(|errors| LibraryError::AbiInstability(RBoxError::from_fmt(&errors)))
 }
 
 /// Sorts abi_stable's errors into the three messages users see.

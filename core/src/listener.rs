@@ -199,15 +199,14 @@ impl Actor for Listener {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        if self.context.pool.max_idle > 0 {
-            // Without this, a pool that sees no traffic would keep expired
-            // connections and ones the server has closed until the next take.
-            ctx.run_interval(POOL_SWEEP_INTERVAL, |listener, _| {
-                for backend in listener.context.registry.all() {
-                    backend.pool.sweep(&listener.context.pool);
-                }
-            });
-        }
+        // Without this, a pool that sees no traffic would keep expired
+        // connections and ones the server has closed until the next take.
+        // (With the pool off, plugins may still park connections.)
+        ctx.run_interval(POOL_SWEEP_INTERVAL, |listener, _| {
+            for backend in listener.context.registry.all() {
+                backend.pool.sweep(&listener.context.pool);
+            }
+        });
         if let Some(socket) = self.socket.take() {
             let fixed_local = socket.fixed_local_name();
             let state = (socket, fixed_local);

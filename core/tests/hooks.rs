@@ -9,22 +9,32 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
+use bytes::Bytes;
 use mysql::prelude::Queryable;
+use mysql::Conn;
 use mysql_proxy_core::{Engine, EngineConfig, LoadedPlugin};
 use mysql_proxy_plugin_abi::{
     abi_stable::nonexhaustive_enum::NonExhaustive,
     abi_stable::std_types::{RSome, RVec},
-    ConnectDecision, Hooks, HostHandle, InjectedResult, Injection, ListenerSpec, OptionSpec,
-    Plugin, PluginDefinition, PluginOptions, QueryDecision, Response, ResponseColumn,
-    ResultDecision, ResultKind, ResultSetResponse, Session, SqlError,
+    AuthDecision, AuthResultDecision, ConnectDecision, HandshakeDecision, Hooks, HostHandle,
+    InjectedResult, Injection, ListenerSpec, OkResponse, OptionSpec, Plugin, PluginDefinition,
+    PluginOptions, QueryDecision, Response, ResponseColumn, ResultDecision, ResultKind,
+    ResultSetResponse, Session, SqlError,
 };
-use mysql_proxy_tests::{free_port, Endpoint, MariaDb};
+use mysql_proxy_protocol::constants::{CapabilityFlags, StatusFlags, CHARSET_LATIN1_SWEDISH_CI};
+use mysql_proxy_protocol::packets::{HandshakeResponse41, HandshakeV10};
+use mysql_proxy_tests::{free_port, Endpoint, MariaDb, TEST_USER};
+
+const COM_STMT_CLOSE: u8 = 0x19;
 
 /// Sessions that reached `disconnect_client`.
 static DISCONNECTED: AtomicUsize = AtomicUsize::new(0);
 
 struct TestPlugin {
     address: String,
+    /// Which hook decides otherwise than by default, and how (see
+    /// `TestHooks`): one test per decision variant.
+    scenario: String,
 }
 
 impl PluginDefinition for TestPlugin {
@@ -46,6 +56,7 @@ impl PluginDefinition for TestPlugin {
         }
         Ok(Self {
             address: options.get("address").unwrap_or_default().to_string(),
+            scenario: options.get("scenario").unwrap_or_default().to_string(),
         })
     }
 }
@@ -58,15 +69,21 @@ impl Plugin for TestPlugin {
     }
 
     fn new_session(&self, _: &Session<'_>) -> TestHooks {
-        TestHooks::default()
+        TestHooks {
+            seen: Vec::new(),
+            scenario: self.scenario.clone(),
+        }
     }
 }
 
-#[derive(Default)]
 struct TestHooks {
     /// Summaries of injected results seen, for the `seen` query.
     seen: Vec<String>,
+    scenario: String,
 }
+
+/// The challenge of the handshake the plugin sends itself.
+const SCRAMBLE: [u8; 20] = *b"abcdefghijklmnopqrst";
 
 fn query(text: &str) -> RVec<u8> {
     let mut payload = vec![3u8];
@@ -96,7 +113,86 @@ fn one_value(name: &str, value: &str) -> Response {
 
 impl Hooks for TestHooks {
     fn connect_server(&mut self, _: &mut Session<'_>) -> Result<ConnectDecision, SqlError> {
-        Ok(ConnectDecision::Backend(0))
+        Ok(match self.scenario.as_str() {
+            "connect-default" => ConnectDecision::Default,
+            "connect-reply-handshake" | "auth-reply-ok" => {
+                let greeting = HandshakeV10::new(
+                    b"5.5.99-plugin",
+                    7,
+                    &SCRAMBLE,
+                    CapabilityFlags::PROTOCOL_41
+                        | CapabilityFlags::SECURE_CONNECTION
+                        | CapabilityFlags::LONG_PASSWORD
+                        | CapabilityFlags::PLUGIN_AUTH
+                        | CapabilityFlags::CONNECT_WITH_DB,
+                    CHARSET_LATIN1_SWEDISH_CI,
+                    StatusFlags::AUTOCOMMIT,
+                    b"mysql_native_password",
+                );
+                let packet = RVec::from(greeting.to_bytes().to_vec());
+                ConnectDecision::Reply(Response::Raw(RVec::from(vec![packet])))
+            }
+            "connect-reply-error" => {
+                ConnectDecision::Reply(Response::Error(SqlError::new(1040, "08004", "too many")))
+            }
+            _ => ConnectDecision::Backend(0),
+        })
+    }
+
+    fn read_handshake(
+        &mut self,
+        _: &mut Session<'_>,
+        handshake: &[u8],
+    ) -> Result<HandshakeDecision, SqlError> {
+        Ok(match self.scenario.as_str() {
+            "handshake-rewrite" => {
+                let mut greeting =
+                    HandshakeV10::decode(&Bytes::copy_from_slice(handshake)).expect("handshake");
+                greeting.server_version = Bytes::from_static(b"5.5.5-10.99.1-MariaDB-rewritten");
+                HandshakeDecision::Rewrite(RVec::from(greeting.to_bytes().to_vec()))
+            }
+            "handshake-reply" => HandshakeDecision::Reply(Response::Error(SqlError::new(
+                1129,
+                "HY000",
+                "(test) host blocked",
+            ))),
+            _ => HandshakeDecision::Forward,
+        })
+    }
+
+    fn read_auth(&mut self, _: &mut Session<'_>, auth: &[u8]) -> Result<AuthDecision, SqlError> {
+        Ok(match self.scenario.as_str() {
+            "auth-rewrite" => {
+                let mut login =
+                    HandshakeResponse41::decode(&Bytes::copy_from_slice(auth)).expect("login");
+                login.database = Some(Bytes::from_static(b"mysql"));
+                AuthDecision::Rewrite(RVec::from(login.to_bytes().to_vec()))
+            }
+            "auth-reply-ok" => AuthDecision::Reply(Response::Ok(OkResponse::default())),
+            "auth-reply-error" => AuthDecision::Reply(Response::Error(SqlError::new(
+                1045,
+                "28000",
+                "(test) not you",
+            ))),
+            _ => AuthDecision::Forward,
+        })
+    }
+
+    fn read_auth_result(
+        &mut self,
+        _: &mut Session<'_>,
+        result: &[u8],
+    ) -> Result<AuthResultDecision, SqlError> {
+        Ok(match self.scenario.as_str() {
+            "auth-result-replace" if result.first() == Some(&0xff) => {
+                AuthResultDecision::Replace(Response::Error(SqlError::new(
+                    1045,
+                    "28000",
+                    "(test) denied, said the plugin",
+                )))
+            }
+            _ => AuthResultDecision::Forward,
+        })
     }
 
     fn read_query(
@@ -121,6 +217,18 @@ impl Hooks for TestHooks {
                 Ok(QueryDecision::SendQueue)
             }
             "select 'reply'" => Ok(QueryDecision::Reply(one_value("answer", "from the plugin"))),
+            "select 'version'" => Ok(QueryDecision::Reply(one_value(
+                "version",
+                session.server_version().as_str(),
+            ))),
+            "select 'counts'" => {
+                queue.push(injection(5, "SELECT 1/0 UNION ALL SELECT 2", true));
+                Ok(QueryDecision::SendQueue)
+            }
+            "select 'discard'" => Ok(QueryDecision::Discard),
+            _ if packet.first() == Some(&COM_STMT_CLOSE) && self.scenario == "query-discard" => {
+                Ok(QueryDecision::Discard)
+            }
             "select 'refuse'" => Err(SqlError::new(1234, "HY000", "refused by the plugin")),
             "select 'seen'" => Ok(QueryDecision::Reply(one_value(
                 "seen",
@@ -154,6 +262,10 @@ impl Hooks for TestHooks {
         ));
         Ok(match result.id() {
             1 => ResultDecision::Ignore,
+            5 => ResultDecision::Replace(one_value(
+                "counts",
+                &format!("{}:{}", result.row_count(), result.warnings()),
+            )),
             3 => ResultDecision::Replace(one_value(
                 "replaced",
                 &format!("{} packets", result.packets().len()),
@@ -168,7 +280,11 @@ impl Hooks for TestHooks {
 }
 
 /// Runs the engine with the test plugin on its own thread until `stop` fires.
-fn start_engine(backend: &MariaDb) -> (Endpoint, mpsc::Sender<()>, thread::JoinHandle<()>) {
+fn start_engine(
+    backend: &MariaDb,
+    scenario: &str,
+) -> (Endpoint, mpsc::Sender<()>, thread::JoinHandle<()>) {
+    let scenario = scenario.to_string();
     let port = free_port();
     let backend = backend.addr();
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
@@ -182,6 +298,7 @@ fn start_engine(backend: &MariaDb) -> (Endpoint, mpsc::Sender<()>, thread::JoinH
             let options = PluginOptions::from_pairs([
                 ("address", address.as_str()),
                 ("backend", backend.as_str()),
+                ("scenario", scenario.as_str()),
             ]);
             let plugin = (module.init())(options.to_values(), engine.host())
                 .into_result()
@@ -207,7 +324,7 @@ fn start_engine(backend: &MariaDb) -> (Endpoint, mpsc::Sender<()>, thread::JoinH
 #[test]
 fn hook_decisions_reach_the_client() {
     let server = MariaDb::start();
-    let (endpoint, stop, engine) = start_engine(&server);
+    let (endpoint, stop, engine) = start_engine(&server, "");
     let mut conn = endpoint.root_conn();
 
     let value: Option<String> = conn.query_first("SELECT 'inject'").unwrap();
@@ -233,6 +350,9 @@ fn hook_decisions_reach_the_client() {
     );
     let value: Option<String> = conn.query_first("SELECT 'seen'").unwrap();
     assert_eq!(value.as_deref(), Some("1:rs:5,2:rs:5,3:rs:5,4:rs:0"));
+    // Row count and warnings of an injected result are the server's.
+    let value: Option<String> = conn.query_first("SELECT 'counts'").unwrap();
+    assert_eq!(value.as_deref(), Some("2:1"), "two rows, one division by 0");
     // Plain queries still relay after all that.
     let value: Option<u32> = conn.query_first("SELECT 40 + 2").unwrap();
     assert_eq!(value, Some(42));
@@ -248,4 +368,147 @@ fn hook_decisions_reach_the_client() {
     assert!(before >= 1);
     stop.send(()).unwrap();
     engine.join().unwrap();
+}
+
+/// Runs `body` against the engine whose test plugin plays `scenario`.
+fn with_scenario(scenario: &str, body: impl FnOnce(&Endpoint, &MariaDb)) {
+    let server = MariaDb::start();
+    let (endpoint, stop, engine) = start_engine(&server, scenario);
+    body(&endpoint, &server);
+    stop.send(()).unwrap();
+    engine.join().unwrap();
+}
+
+/// Options for a client that sends nothing of its own at connect (the
+/// crate otherwise asks for `@@max_allowed_packet`, which only a server can
+/// answer).
+fn quiet(opts: mysql::OptsBuilder) -> mysql::OptsBuilder {
+    opts.max_allowed_packet(Some(16 << 20))
+}
+
+/// A connection attempt's refusal: its code and message.
+fn refusal(attempt: mysql::Result<Conn>) -> (u16, String) {
+    match attempt {
+        Err(mysql::Error::MySqlError(error)) => (error.code, error.message),
+        other => panic!(
+            "expected the server's refusal, got {:?}",
+            other.map(|_| "a connection")
+        ),
+    }
+}
+
+fn one_string(conn: &mut Conn, query: &str) -> String {
+    conn.query_first::<String, _>(query).unwrap().unwrap()
+}
+
+#[test]
+fn connect_default_lets_the_host_pick_a_backend() {
+    with_scenario("connect-default", |endpoint, server| {
+        let mut conn = endpoint.root_conn();
+        let port: u16 = conn.query_first("SELECT @@port").unwrap().unwrap();
+        assert_eq!(port, server.port());
+    });
+}
+
+#[test]
+fn connect_reply_with_a_handshake_answers_the_client_without_a_server() {
+    with_scenario("connect-reply-handshake", |endpoint, _| {
+        // No server checks the login: the host lets it in (the plugin did
+        // not check it either), and the plugin answers the queries.
+        let mut conn = Conn::new(quiet(endpoint.opts("root", None))).unwrap();
+        assert_eq!(one_string(&mut conn, "SELECT 'reply'"), "from the plugin");
+        assert_eq!(one_string(&mut conn, "SELECT 'version'"), "5.5.99-plugin");
+    });
+}
+
+#[test]
+fn connect_reply_with_an_error_refuses_the_client() {
+    with_scenario("connect-reply-error", |endpoint, _| {
+        let (code, message) = refusal(Conn::new(endpoint.root_opts()));
+        assert_eq!((code, message.as_str()), (1040, "too many"));
+    });
+}
+
+#[test]
+fn handshake_rewrite_is_what_the_client_is_greeted_with() {
+    with_scenario("handshake-rewrite", |endpoint, _| {
+        let mut conn = endpoint.root_conn();
+        assert_eq!(
+            one_string(&mut conn, "SELECT 'version'"),
+            "5.5.5-10.99.1-MariaDB-rewritten"
+        );
+        // The challenge is the server's: the login still works.
+        let sum: u16 = conn.query_first("SELECT 2 + 2").unwrap().unwrap();
+        assert_eq!(sum, 4);
+    });
+}
+
+#[test]
+fn handshake_reply_refuses_the_client() {
+    with_scenario("handshake-reply", |endpoint, _| {
+        let (code, message) = refusal(Conn::new(endpoint.root_opts()));
+        assert_eq!((code, message.as_str()), (1129, "(test) host blocked"));
+    });
+}
+
+#[test]
+fn auth_rewrite_is_the_login_the_server_gets() {
+    with_scenario("auth-rewrite", |endpoint, _| {
+        // The client asks for `test`; the plugin's login names `mysql`.
+        let mut conn = endpoint.root_conn();
+        assert_eq!(one_string(&mut conn, "SELECT DATABASE()"), "mysql");
+    });
+}
+
+#[test]
+fn auth_reply_ok_lets_the_client_in_without_the_server() {
+    with_scenario("auth-reply-ok", |endpoint, _| {
+        let opts = quiet(endpoint.opts(TEST_USER, Some("any password at all")));
+        let mut conn = Conn::new(opts).unwrap();
+        assert_eq!(one_string(&mut conn, "SELECT 'reply'"), "from the plugin");
+    });
+}
+
+#[test]
+fn auth_reply_error_refuses_the_login() {
+    with_scenario("auth-reply-error", |endpoint, _| {
+        let (code, message) = refusal(Conn::new(endpoint.root_opts()));
+        assert_eq!((code, message.as_str()), (1045, "(test) not you"));
+    });
+}
+
+#[test]
+fn auth_result_replace_is_what_the_client_is_told() {
+    with_scenario("auth-result-replace", |endpoint, _| {
+        // The server refuses the wrong password; the plugin words it.
+        let attempt = Conn::new(endpoint.opts(TEST_USER, Some("wrong")));
+        let (code, message) = refusal(attempt);
+        assert_eq!(
+            (code, message.as_str()),
+            (1045, "(test) denied, said the plugin")
+        );
+        // A right login passes as the server said.
+        let mut conn = endpoint.root_conn();
+        assert_eq!(one_string(&mut conn, "SELECT 'ok'"), "ok");
+    });
+}
+
+#[test]
+fn query_discard_drops_a_command_without_an_answer_and_refuses_one_that_needs_one() {
+    with_scenario("query-discard", |endpoint, _| {
+        let mut conn = endpoint.root_conn();
+        let statement = conn.prep("SELECT 1").unwrap();
+        // COM_STMT_CLOSE has no answer: dropped, the session goes on, and
+        // the server never saw it.
+        conn.close(statement).unwrap();
+        let closes: (String, u64) = conn
+            .query_first("SHOW SESSION STATUS LIKE 'Com_stmt_close'")
+            .unwrap()
+            .unwrap();
+        assert_eq!(closes.1, 0);
+        // A query waits for an answer: it gets an error instead of nothing.
+        let error = conn.query_drop("SELECT 'discard'").unwrap_err();
+        assert!(error.to_string().contains("discarded"), "{error}");
+        assert_eq!(one_string(&mut conn, "SELECT 'still here'"), "still here");
+    });
 }

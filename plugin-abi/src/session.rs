@@ -135,6 +135,40 @@ pub trait SessionFfi {
     /// has been written (`true`), or not.
     #[sabi(last_prefix_field)]
     fn set_close_after_reply(&mut self, close: bool);
+
+    // Since 0.2.1.
+
+    /// Changes the session's server connection, at once (MySQL Proxy's
+    /// `proxy.connection.backend_ndx = n`, 0-based here):
+    ///
+    /// - `RNone`: the server connection goes into its backend's pool as it
+    ///   is (not reset: a later session of the same user may take it with
+    ///   its default database and session variables) and the session has
+    ///   none until a hook takes one;
+    /// - `RSome(n)`: a pooled connection of backend `n` logged in as the
+    ///   session's user (before the client's login: any, which the login
+    ///   then changes to the client's user with COM_CHANGE_USER) becomes the
+    ///   session's, its current one going into its own backend's pool; when
+    ///   none is pooled, only the choice is remembered
+    ///   ([`backend_ndx`](Self::backend_ndx)) and the current connection
+    ///   stays.
+    ///
+    /// A connection is never handed to a session of another user, nor to
+    /// one whose client negotiated other capabilities. A connection whose
+    /// login is under way is not parked (the call logs why and changes
+    /// nothing); one in a transaction is, with a warning in the log: the
+    /// transaction goes with it. Between commands (in `read_query` before
+    /// deciding, `read_query_result`, `read_auth_result` on the server's
+    /// OK, `connect_server`, `disconnect_client`) is where this makes sense.
+    fn set_backend_ndx(&mut self, ndx: ROption<u32>);
+
+    /// Whether the session holds a server connection now.
+    fn has_server(&self) -> bool;
+
+    /// The default schema of the session's server connection, which
+    /// differs from the client's (`default_db`) after a swap to a
+    /// connection that was on another; empty if none.
+    fn server_default_db(&self) -> RStr<'_>;
 }
 
 /// The session as hooks see it.
@@ -359,6 +393,12 @@ pub enum QueryDecision {
     /// Queued injections, if any, are then sent and their results handed to
     /// `read_query_result` (their results are not shown to the client).
     Reply(Response),
+    /// Since 0.2.1. Neither forward the command nor answer it: for the
+    /// commands a client expects no answer to (COM_STMT_CLOSE,
+    /// COM_STMT_SEND_LONG_DATA, COM_QUIT), e.g. the close of a statement
+    /// the plugin prepared itself. A client waits for an answer to any
+    /// other command: it gets ERR 1105 instead of nothing.
+    Discard,
 }
 
 /// Decision of `read_query_result`.

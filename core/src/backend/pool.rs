@@ -74,6 +74,14 @@ pub struct Login {
     pub attributes: Bytes,
     /// The session's default database when it was parked (empty: none).
     pub database: Bytes,
+    /// The server's id for the connection (from its handshake).
+    pub thread_id: u32,
+    /// The server status flags when it was parked.
+    pub server_status: u16,
+    /// Reset when it was parked (COM_RESET_CONNECTION): nothing of its
+    /// previous client's session remains. A connection a plugin parked
+    /// between commands is not: whoever takes it next gets its session.
+    pub pristine: bool,
 }
 
 /// An authenticated server connection waiting for a client.
@@ -91,6 +99,10 @@ impl PooledConn {
             login,
             parked_at: Instant::now(),
         }
+    }
+
+    pub fn into_parts(self) -> (ParkedStream, Login) {
+        (self.stream, self.login)
     }
 }
 

@@ -14,7 +14,7 @@ use super::courtesy::{self, error_text};
 use super::pool::{Login, PoolSpec, PooledConn};
 use super::registry::{BackendCounters, BackendLease};
 use crate::error::SessionError;
-use crate::net::{Conn, ConnError, Limits, RawPacket, Stream};
+use crate::net::{Conn, ConnError, Limits, ParkedStream, RawPacket, Stream};
 
 /// Capabilities that set how the server behaves for the whole life of a
 /// connection (COM_CHANGE_USER keeps them): affected-row counts (found
@@ -30,6 +30,21 @@ pub const CONNECTION_BOUND_CAPABILITIES: CapabilityFlags = CapabilityFlags(
         | CapabilityFlags::PS_MULTI_RESULTS.0
         | CapabilityFlags::MARIADB_CLIENT_STMT_BULK_OPERATIONS.0,
 );
+
+/// Capabilities that change the format of responses (or, for query
+/// attributes, of commands). A connection keeps what its first client
+/// negotiated; with the pool on they are masked for every client.
+pub const FORMAT_CAPABILITIES: CapabilityFlags = CapabilityFlags(
+    CapabilityFlags::DEPRECATE_EOF.0
+        | CapabilityFlags::SESSION_TRACK.0
+        | CapabilityFlags::MARIADB_CLIENT_EXTENDED_METADATA.0
+        | CapabilityFlags::MARIADB_CLIENT_BULK_UNIT_RESULTS.0
+        | CapabilityFlags::QUERY_ATTRIBUTES.0,
+);
+
+/// What a pooled connection must share with the client that takes it.
+pub const TAKE_BOUND_CAPABILITIES: CapabilityFlags =
+    CapabilityFlags(CONNECTION_BOUND_CAPABILITIES.0 | FORMAT_CAPABILITIES.0);
 
 /// COM_SET_OPTION's arguments.
 pub const MULTI_STATEMENTS_ON: u16 = 0;
@@ -150,7 +165,7 @@ impl ServerConn {
 
     /// A connection from the leased backend's pool, if the pool is on and
     /// has a live one (with `bound` capabilities, when given: see
-    /// [`CONNECTION_BOUND_CAPABILITIES`]); else the lease back. It comes
+    /// [`TAKE_BOUND_CAPABILITIES`]); else the lease back. It comes
     /// with the handshake its first client was sent: the next client must
     /// answer that same challenge.
     pub fn from_pool(
@@ -169,28 +184,51 @@ impl ServerConn {
                 pooled
                     .login
                     .capabilities
-                    .intersection(CONNECTION_BOUND_CAPABILITIES)
+                    .intersection(TAKE_BOUND_CAPABILITIES)
                     == bound
             }),
         };
-        let Some(pooled) = pooled else {
+        match pooled {
+            Some(pooled) => {
+                let (stream, login) = pooled.into_parts();
+                Self::resume(lease, limits, stream, LoginState::Pooled(Box::new(login)))
+            }
+            None => Err(lease),
+        }
+    }
+
+    /// A parked connection resumed on this event thread (the lease back if
+    /// its socket cannot be), its login where `login` says. A connection
+    /// still to be given the session's login ([`LoginState::Pooled`]) comes
+    /// with the handshake its first client was sent: the session's client
+    /// is greeted with it, the same challenge.
+    pub fn resume(
+        lease: BackendLease,
+        limits: Limits,
+        stream: ParkedStream,
+        login: LoginState,
+    ) -> Result<ServerConn, BackendLease> {
+        let Ok(stream) = stream.resume() else {
             return Err(lease);
         };
-        let Ok(stream) = pooled.stream.resume() else {
-            return Err(lease);
+        let greeting = match &login {
+            LoginState::Pooled(pooled) => {
+                let frame = &pooled.greeting;
+                let seq = frame.get(3).copied().unwrap_or(0);
+                Some(RawPacket {
+                    payload: frame.slice(HEADER_LEN.min(frame.len())..),
+                    raw: frame.clone(),
+                    seq,
+                    last_seq: seq,
+                })
+            }
+            _ => None,
         };
-        let login = pooled.login;
-        let seq = login.greeting.get(3).copied().unwrap_or(0);
         Ok(ServerConn {
             conn: Conn::new(stream, limits),
             lease,
-            greeting: Some(RawPacket {
-                payload: login.greeting.slice(HEADER_LEN.min(login.greeting.len())..),
-                raw: login.greeting.clone(),
-                seq,
-                last_seq: seq,
-            }),
-            login: LoginState::Pooled(Box::new(login)),
+            greeting,
+            login,
             auth_seq_shift: 0,
         })
     }
@@ -257,6 +295,7 @@ impl ServerConn {
                 }
                 Err(_) => return Err((self, "SELECT DATABASE(): no answer".to_string())),
             };
+            login.pristine = true;
         }
         let backend = Arc::clone(self.lease.backend());
         // Not at rest (bytes pending) or not detachable: closed here.

@@ -25,11 +25,9 @@ impl Session {
     /// branch, and plain forwarding, the usual branch, needs half as much.
     pub(super) async fn execute(&mut self, packet: &RawPacket) -> Result<(), SessionError> {
         let mut queue: RVec<Injection> = RVec::new();
-        let decision = known(self.hooks.read_query(
-            self.state.for_hook(),
-            packet.payload.as_ref().into(),
-            &mut queue,
-        ));
+        let decision = known(self.call_hook(|hooks, session| {
+            hooks.read_query(session, packet.payload.as_ref().into(), &mut queue)
+        }));
         match decision {
             Err(error) => self.send_response(&Response::Error(error)).await,
             Ok(Some(QueryDecision::Forward)) => self.forward(packet).await,
@@ -41,6 +39,20 @@ impl Session {
                     Ok(())
                 } else {
                     Box::pin(self.run_injections(queue, true)).await
+                }
+            }
+            Ok(Some(QueryDecision::Discard)) => {
+                let command = packet.first_byte().unwrap_or(0);
+                if ResponseTracker::expects_response(command) {
+                    // The client would wait for ever.
+                    let error = SqlError::new(
+                        1105,
+                        "HY000",
+                        "(proxy) the plugin discarded a command that needs an answer",
+                    );
+                    self.send_response(&Response::Error(error)).await
+                } else {
+                    Ok(())
                 }
             }
             Ok(_) => Err(SessionError::UnknownDecision),
@@ -90,6 +102,7 @@ impl Session {
         match command.split_first() {
             Some((&code, rest)) if code == Command::InitDb as u8 => {
                 self.state.default_db = text(rest);
+                self.state.server_db = self.state.default_db.clone();
                 self.show_identity();
             }
             Some((&code, rest)) if code == Command::ChangeUser as u8 => {
@@ -126,11 +139,9 @@ impl Session {
                 break;
             };
             replied |= outcome.streamed_to_client;
-            let decision = known(self.hooks.read_query_result(
-                self.state.for_hook(),
-                result.for_hook(),
-                &mut queue,
-            ));
+            let decision = known(self.call_hook(|hooks, session| {
+                hooks.read_query_result(session, result.for_hook(), &mut queue)
+            }));
             replied =
                 relay::apply_result_decision(self, decision, &result, outcome.raw, replied).await?;
         }

@@ -18,10 +18,10 @@ use mysql_proxy_protocol::packets::{HandshakeResponse41, HandshakeV10, SslReques
 
 use super::relay;
 use super::reply;
-use super::state::{client_error, known, read_mail, text, ClientStage, Session};
+use super::state::{client_error, known, read_mail, text, ClientStage, LoginProgress, Session};
 use crate::backend::courtesy;
 use crate::backend::pool::Login;
-use crate::backend::server::{LoginState, ServerConn};
+use crate::backend::server::{LoginState, ServerConn, FORMAT_CAPABILITIES};
 use crate::backend::{BackendCounters, BackendLease};
 use crate::error::SessionError;
 use crate::net::Awake;
@@ -46,13 +46,7 @@ const MASKED_CAPABILITIES: CapabilityFlags = CapabilityFlags(
 /// the format of responses (or, for query attributes, of commands), and a
 /// pooled connection keeps what its first client negotiated, so one client
 /// would get another's format.
-const POOL_MASKED_CAPABILITIES: CapabilityFlags = CapabilityFlags(
-    CapabilityFlags::DEPRECATE_EOF.0
-        | CapabilityFlags::SESSION_TRACK.0
-        | CapabilityFlags::MARIADB_CLIENT_EXTENDED_METADATA.0
-        | CapabilityFlags::MARIADB_CLIENT_BULK_UNIT_RESULTS.0
-        | CapabilityFlags::QUERY_ATTRIBUTES.0,
-);
+const POOL_MASKED_CAPABILITIES: CapabilityFlags = FORMAT_CAPABILITIES;
 
 /// The phases of a connection.
 pub(super) enum Phase {
@@ -109,16 +103,25 @@ impl Session {
     /// `connect_server`: let the plugin pick a backend or answer itself,
     /// then connect, trying the next eligible backend on failure.
     async fn connect_server(&mut self) -> Phase {
-        let decision = known(self.hooks.connect_server(self.state.for_hook()));
+        let decision = known(self.call_hook(|hooks, session| hooks.connect_server(session)));
         let wanted = match decision {
             Err(error) => return self.refuse(error).await,
             Ok(Some(ConnectDecision::Default)) => None,
             Ok(Some(ConnectDecision::Backend(ndx))) => Some(ndx),
             Ok(Some(ConnectDecision::Reply(response))) => {
-                return self.greet_without_server(response).await
+                // A pooled connection the hook took goes back unused.
+                if let Some(taken) = self.server.take() {
+                    self.release(taken, false).await;
+                }
+                return self.greet_without_server(response).await;
             }
             Ok(_) => return Phase::Disconnect(Some(SessionError::UnknownDecision)),
         };
+        if self.server.is_some() {
+            // The hook took a pooled connection (`set_backend_ndx`): the
+            // client is greeted by it.
+            return Phase::ReadHandshake;
+        }
         match self.connect_backend(wanted).await {
             Ok(server) => {
                 let backend = server.lease.backend();
@@ -188,6 +191,7 @@ impl Session {
         match greeting {
             Some(greeting) => {
                 self.adopt_greeting(&greeting);
+                self.state.login = LoginProgress::Greeted;
                 self.stage = ClientStage::Expecting(u8::try_from(payloads.len()).unwrap_or(1));
                 Phase::ReadAuth
             }
@@ -243,10 +247,10 @@ impl Session {
         greeting.capabilities.remove(self.masked_capabilities());
         self.adopt_greeting(&greeting);
         let payload = greeting.to_bytes();
-        let decision = known(
-            self.hooks
-                .read_handshake(self.state.for_hook(), payload.as_ref().into()),
-        );
+        let decision =
+            known(self.call_hook(|hooks, session| {
+                hooks.read_handshake(session, payload.as_ref().into())
+            }));
         let (to_send, close) = match decision {
             Err(error) => return self.refuse(error).await,
             Ok(Some(HandshakeDecision::Forward)) => (vec![payload], false),
@@ -268,6 +272,7 @@ impl Session {
         if close {
             return Phase::Disconnect(None);
         }
+        self.state.login = LoginProgress::Greeted;
         if let Some(sent) = to_send.first() {
             let mut frame = BytesMut::with_capacity(sent.len() + HEADER_LEN);
             codec::encode_packet(packet.seq, sent, &mut frame);
@@ -322,12 +327,13 @@ impl Session {
         self.state.client_capabilities = auth.capabilities.0;
         self.state.username = text(&auth.username);
         self.state.default_db = text(auth.database.as_deref().unwrap_or_default());
+        self.state.server_db = self.state.default_db.clone();
         self.state.auth_plugin_name = text(auth.auth_plugin_name.as_deref().unwrap_or_default());
 
-        let decision = known(
-            self.hooks
-                .read_auth(self.state.for_hook(), packet.payload.as_ref().into()),
-        );
+        let decision =
+            known(self.call_hook(|hooks, session| {
+                hooks.read_auth(session, packet.payload.as_ref().into())
+            }));
         self.note_login(self.greeting_frame.clone(), &auth);
         let to_server = match decision {
             Err(error) => return self.refuse(error).await,
@@ -418,10 +424,30 @@ impl Session {
                 relay::Either::Server(packet) => packet,
             };
             let shift = server.auth_seq_shift;
-            let decision = known(
-                self.hooks
-                    .read_auth_result(self.state.for_hook(), packet.payload.as_ref().into()),
-            );
+            // What the server's packet means is settled before the hook
+            // sees it: after an OK the connection is logged in, and a hook
+            // may park it (`set_backend_ndx`) as MySQL Proxy's scripts do.
+            match packet.first_byte() {
+                Some(OK_HEADER) => {
+                    server.login = LoginState::LoggedIn;
+                    self.state.login = LoginProgress::LoggedIn;
+                }
+                Some(ERR_HEADER) => {}
+                Some(AUTH_SWITCH_HEADER | AUTH_MORE_DATA_HEADER) => {
+                    server.login = LoginState::Sent {
+                        reply_due: Some(packet.last_seq.wrapping_add(1)),
+                    };
+                }
+                _ => {
+                    return Phase::Disconnect(Some(SessionError::BackendProtocol {
+                        backend: self.state.server_address.to_string(),
+                        message: "unexpected packet during authentication".to_string(),
+                    }))
+                }
+            }
+            let decision = known(self.call_hook(|hooks, session| {
+                hooks.read_auth_result(session, packet.payload.as_ref().into())
+            }));
             let sent = match decision {
                 Err(error) => return self.refuse(error).await,
                 Ok(Some(AuthResultDecision::Forward)) => {
@@ -441,23 +467,9 @@ impl Session {
                 return Phase::Disconnect(Some(client_error(error)));
             }
             match packet.first_byte() {
-                Some(OK_HEADER) => {
-                    server.login = LoginState::LoggedIn;
-                    return Phase::Command;
-                }
+                Some(OK_HEADER) => return Phase::Command,
                 Some(ERR_HEADER) => return Phase::Disconnect(None),
-                Some(AUTH_SWITCH_HEADER | AUTH_MORE_DATA_HEADER) => {
-                    server.login = LoginState::Sent {
-                        reply_due: Some(packet.last_seq.wrapping_add(1)),
-                    };
-                    continue;
-                }
-                _ => {
-                    return Phase::Disconnect(Some(SessionError::BackendProtocol {
-                        backend: self.state.server_address.to_string(),
-                        message: "unexpected packet during authentication".to_string(),
-                    }))
-                }
+                _ => continue,
             }
         }
     }
@@ -465,6 +477,7 @@ impl Session {
     /// The command phase: one client command at a time until the client
     /// quits, something fails, or the proxy shuts down.
     async fn command_phase(&mut self) -> Phase {
+        self.state.login = LoginProgress::LoggedIn;
         self.show_identity();
         loop {
             if self.context.sessions.is_shutting_down() {
@@ -634,7 +647,8 @@ impl Session {
         } else {
             slog::debug!(self.logger, "session closed");
         }
-        self.hooks.disconnect_client(self.state.for_hook());
+        self.ending_mid_command = reason.is_some() && !self.at_rest;
+        self.call_hook(|hooks, session| hooks.disconnect_client(session));
         // After a server failure the connection is lost; after anything else
         // `release` judges from the session's state whether it is reusable.
         let reusable = reason

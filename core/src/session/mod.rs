@@ -12,12 +12,15 @@ mod pooled_login;
 mod relay;
 mod reply;
 mod state;
+mod swap;
 
 pub use context::ListenerContext;
 
 use std::sync::Arc;
 
 use actix::prelude::*;
+use mysql_proxy_plugin_abi::{abi_stable::sabi_trait::TD_Opaque, SessionFfi_TO};
+use mysql_proxy_protocol::constants::CapabilityFlags;
 
 use crate::net::{Conn, Stream};
 
@@ -45,7 +48,22 @@ impl ClientSession {
             local_address: local.into(),
             ..state::SessionState::default()
         };
-        let hooks = context.plugin.new_session(&state.for_hook());
+        let hooks = {
+            let (mut server, mut login) = (None, None);
+            let mut view = state::HookView {
+                state: &mut state,
+                server: &mut server,
+                login: &mut login,
+                context: &context,
+                capabilities: CapabilityFlags(0),
+                at_rest: true,
+                logger: &context.logger,
+            };
+            let session = SessionFfi_TO::from_ptr(&mut view, TD_Opaque);
+            let hooks = context.plugin.new_session(&session);
+            drop(session);
+            hooks
+        };
         let client = Conn::new(stream, context.limits);
         Self {
             lifecycle: Some(Box::new(state::Session::new(context, hooks, state, client))),

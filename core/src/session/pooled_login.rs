@@ -16,11 +16,11 @@ use mysql_proxy_protocol::packets::{
 };
 
 use super::lifecycle::Phase;
-use super::state::{client_error, ClientStage, Session};
+use super::state::{client_error, text, ClientStage, Session};
 use crate::backend::courtesy;
 use crate::backend::pool::{Login, PoolReset};
 use crate::backend::server::{
-    change_user_payload, LoginState, ServerConn, CONNECTION_BOUND_CAPABILITIES,
+    change_user_payload, LoginState, ServerConn, TAKE_BOUND_CAPABILITIES,
 };
 use crate::backend::BackendLease;
 use crate::error::SessionError;
@@ -45,6 +45,9 @@ impl Session {
             character_set: auth.character_set,
             attributes: copy(auth.connect_attrs.as_ref()),
             database: copy(auth.database.as_ref()),
+            thread_id: self.state.server_thread_id,
+            server_status: self.state.server_status,
+            pristine: false,
         });
     }
 
@@ -57,17 +60,16 @@ impl Session {
     /// with `--proxy-pool-no-change-user`, a local check against the
     /// connection's own login (the session was reset when it was pooled).
     ///
-    /// A connection opened by a client with other connection-bound
-    /// capabilities is first exchanged for one that matches.
+    /// A connection opened by a client with other connection-bound (or,
+    /// where they are not masked, format) capabilities is first exchanged
+    /// for one that matches.
     pub(super) async fn pooled_login(&mut self, auth: &HandshakeResponse41, auth_seq: u8) -> Phase {
-        let bound = self
-            .capabilities
-            .intersection(CONNECTION_BOUND_CAPABILITIES);
+        let bound = self.capabilities.intersection(TAKE_BOUND_CAPABILITIES);
         let mismatch = self
             .server
             .as_ref()
             .and_then(ServerConn::pooled)
-            .is_some_and(|p| p.capabilities.intersection(CONNECTION_BOUND_CAPABILITIES) != bound);
+            .is_some_and(|p| p.capabilities.intersection(TAKE_BOUND_CAPABILITIES) != bound);
         // A client without plugin auth cannot be asked for another answer:
         // it keeps the connection it was greeted by.
         if mismatch && self.capabilities.contains(CapabilityFlags::PLUGIN_AUTH) {
@@ -190,8 +192,8 @@ impl Session {
         }
         // The connection is logged in as this client already (same user,
         // same answer to the same challenge: the same password) and was
-        // reset when it was pooled: nothing for the server to check, no
-        // round trip. Only what COM_CHANGE_USER would set differently sends
+        // reset when it was pooled (not so if a plugin parked it between
+        // commands): nothing for the server to check, no round trip. Only what COM_CHANGE_USER would set differently sends
         // the login to the server after all: another character set, other
         // connection attributes, or no database where the connection has
         // one (COM_CHANGE_USER clears it; another database is set with
@@ -199,6 +201,7 @@ impl Session {
         let wanted_db = auth.database.as_deref().unwrap_or_default();
         let relogin_needed = reset == PoolReset::ChangeUser
             && !(same_login
+                && pooled.pristine
                 && pooled.auth_plugin == auth.auth_plugin_name.as_deref().unwrap_or_default()
                 && pooled.character_set == auth.character_set
                 && same_attributes(&pooled.attributes, auth.connect_attrs.as_ref())
@@ -236,9 +239,26 @@ impl Session {
             server.auth_seq_shift = auth_seq;
             return Phase::ReadAuthResult;
         }
-        // The connection was reset when it was pooled (its database kept,
-        // and noted then); the client's database is all that may remain
-        // to set.
+        if !pooled.pristine {
+            // Parked by a plugin with its session: reset now.
+            let reset = [Command::ResetConnection as u8];
+            match courtesy::command(&mut server.conn, &reset).await {
+                Ok(reply) if reply.first_byte() == Some(OK_HEADER) => {}
+                Ok(reply) => {
+                    return Phase::Disconnect(Some(SessionError::BackendProtocol {
+                        backend: server.name().to_string(),
+                        message: format!(
+                            "COM_RESET_CONNECTION refused: {}",
+                            courtesy::error_text(&reply.payload)
+                        ),
+                    }))
+                }
+                Err(error) => return Phase::Disconnect(Some(server.error(error))),
+            }
+        }
+        // The connection was reset (its database kept, and noted when it
+        // was parked); the client's database is all that may remain to set.
+        self.state.server_db = text(&pooled.database);
         if let Some(db) = auth
             .database
             .as_ref()
@@ -258,6 +278,7 @@ impl Session {
                 }
                 Err(error) => return Phase::Disconnect(Some(server.error(error))),
             }
+            self.state.server_db = text(db);
         }
         server.login = LoginState::LoggedIn;
         match self.send_response(&Response::Ok(Default::default())).await {

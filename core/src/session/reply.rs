@@ -27,7 +27,13 @@ pub fn encode(response: &Response, capabilities: CapabilityFlags, status: u16) -
             }
             vec![packet.to_bytes(capabilities)]
         }
-        Response::Error(error) => vec![error_payload(error, true)],
+        // Before the client's login (a refusal instead of a handshake) no
+        // protocol is agreed: the error goes without its SQLSTATE, as a
+        // server sends it then.
+        Response::Error(error) => vec![error_payload(
+            error,
+            capabilities.contains(CapabilityFlags::PROTOCOL_41),
+        )],
         Response::ResultSet(result) => {
             let columns = result
                 .columns

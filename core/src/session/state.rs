@@ -45,7 +45,7 @@ pub(super) enum ClientStage {
     MidResponse,
 }
 
-/// What the session's plugin sees of it (through [`SessionFfi`]), kept
+/// What the session's plugin sees of it (through [`HookView`]), kept
 /// current by the phases.
 #[derive(Debug, Default)]
 pub struct SessionState {
@@ -53,6 +53,8 @@ pub struct SessionState {
     pub listener_ndx: u32,
     pub client_address: RString,
     pub local_address: RString,
+    /// The backend of the server connection, or the one a plugin chose
+    /// while none of it was pooled.
     pub backend_ndx: Option<u32>,
     pub server_address: RString,
     pub server_thread_id: u32,
@@ -61,66 +63,124 @@ pub struct SessionState {
     pub client_capabilities: u64,
     pub username: RString,
     pub default_db: RString,
+    /// The server connection's default database.
+    pub server_db: RString,
     pub auth_plugin_name: RString,
     pub server_status: u16,
     pub close_after_reply: bool,
+    pub login: LoginProgress,
 }
 
-impl SessionState {
-    /// The state as a hook receives it.
-    pub fn for_hook(&mut self) -> HookSession<'_> {
-        SessionFfi_TO::from_ptr(self, TD_Opaque)
-    }
+/// How far the client's login has come: what a plugin's swap of the
+/// server connection may do (see `swap.rs`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum LoginProgress {
+    /// No handshake sent yet: a pooled connection of any user may be taken
+    /// and greet the client.
+    #[default]
+    NotGreeted,
+    /// The handshake went out, the login is under way: the connection is
+    /// bound to it.
+    Greeted,
+    /// The server accepted the login: connections of the same user only.
+    LoggedIn,
 }
 
-impl SessionFfi for SessionState {
+/// The session as its plugin's hooks see it: the state, and what a hook
+/// may change (the server connection it may park or swap).
+pub(super) struct HookView<'a> {
+    pub state: &'a mut SessionState,
+    pub server: &'a mut Option<ServerConn>,
+    /// The login the server connection is filed under if it is pooled.
+    pub login: &'a mut Option<Login>,
+    pub context: &'a ListenerContext,
+    /// Capabilities in effect between client and server.
+    pub capabilities: CapabilityFlags,
+    /// Whether the server connection is between commands, so that it may
+    /// be parked (not so when the session ends in the middle of one).
+    pub at_rest: bool,
+    pub logger: &'a slog::Logger,
+}
+
+impl SessionFfi for HookView<'_> {
     fn connection_id(&self) -> u64 {
-        self.connection_id
+        self.state.connection_id
     }
     fn listener_ndx(&self) -> u32 {
-        self.listener_ndx
+        self.state.listener_ndx
     }
     fn client_address(&self) -> RStr<'_> {
-        self.client_address.as_rstr()
+        self.state.client_address.as_rstr()
     }
     fn local_address(&self) -> RStr<'_> {
-        self.local_address.as_rstr()
+        self.state.local_address.as_rstr()
     }
     fn backend_ndx(&self) -> ROption<u32> {
-        self.backend_ndx.into()
+        self.state.backend_ndx.into()
     }
     fn server_address(&self) -> RStr<'_> {
-        self.server_address.as_rstr()
+        self.state.server_address.as_rstr()
     }
     fn server_thread_id(&self) -> u32 {
-        self.server_thread_id
+        self.state.server_thread_id
     }
     fn server_version(&self) -> RStr<'_> {
-        self.server_version.as_rstr()
+        self.state.server_version.as_rstr()
     }
     fn server_capabilities(&self) -> u64 {
-        self.server_capabilities
+        self.state.server_capabilities
     }
     fn client_capabilities(&self) -> u64 {
-        self.client_capabilities
+        self.state.client_capabilities
     }
     fn username(&self) -> RStr<'_> {
-        self.username.as_rstr()
+        self.state.username.as_rstr()
     }
     fn default_db(&self) -> RStr<'_> {
-        self.default_db.as_rstr()
+        self.state.default_db.as_rstr()
     }
     fn auth_plugin_name(&self) -> RStr<'_> {
-        self.auth_plugin_name.as_rstr()
+        self.state.auth_plugin_name.as_rstr()
     }
     fn server_status(&self) -> u16 {
-        self.server_status
+        self.state.server_status
     }
     fn close_after_reply(&self) -> bool {
-        self.close_after_reply
+        self.state.close_after_reply
     }
     fn set_close_after_reply(&mut self, close: bool) {
-        self.close_after_reply = close;
+        self.state.close_after_reply = close;
+    }
+    fn set_backend_ndx(&mut self, ndx: ROption<u32>) {
+        match ndx.into_option() {
+            None => self.park_server(),
+            Some(ndx) => self.take_server(ndx),
+        }
+    }
+    fn has_server(&self) -> bool {
+        self.server.is_some()
+    }
+    fn server_default_db(&self) -> RStr<'_> {
+        self.state.server_db.as_rstr()
+    }
+}
+
+impl Session {
+    /// Calls one of the plugin's hooks with the session's view.
+    pub fn call_hook<R>(&mut self, hook: impl FnOnce(&mut HooksBox, HookSession<'_>) -> R) -> R {
+        let mut view = HookView {
+            state: &mut self.state,
+            server: &mut self.server,
+            login: &mut self.login,
+            context: &self.context,
+            capabilities: self.capabilities,
+            at_rest: !self.ending_mid_command,
+            logger: &self.logger,
+        };
+        hook(
+            &mut self.hooks,
+            SessionFfi_TO::from_ptr(&mut view, TD_Opaque),
+        )
     }
 }
 
@@ -146,6 +206,9 @@ pub(super) struct Session {
     /// True while the session waits for the next client command: the only
     /// moment its server connection may be pooled.
     pub at_rest: bool,
+    /// Set when the session ends in the middle of a command: the server
+    /// connection may then have a response in flight.
+    pub ending_mid_command: bool,
     /// Set when the client's login asked for compression that was not
     /// offered, until its first command shows whether it compresses.
     pub check_compression: bool,
@@ -192,6 +255,7 @@ impl Session {
             greeting_frame: Bytes::new(),
             login: None,
             at_rest: false,
+            ending_mid_command: false,
             check_compression: false,
             mailbox,
             bytes_in: 0,
