@@ -37,9 +37,10 @@
 //! costs its own connection, never the process).
 //!
 //! Versioning. This crate's version is the ABI's: the host loads plugins
-//! built against any `0.2.z` release (for a `0.y` version, `y` is the major
-//! number) and refuses others at load time, naming the plugin and what
-//! differs. A compatible release may only *append*:
+//! built against its own `0.2.z` release or an earlier one (for a `0.y`
+//! version, `y` is the major number) and refuses others at load time, naming
+//! the plugin and what differs: another major version, or a later release
+//! whose objects have methods (or enums variants) this host lacks. A compatible release may only *append*:
 //!
 //! - methods to the objects crossing the boundary, which are all `sabi_trait`
 //!   objects with prefix vtables: the session ([`SessionFfi`]), an injected
@@ -47,19 +48,19 @@
 //!   listener ([`ListenerFfi`]), the host ([`HostFfi`]) and the plugin's own
 //!   ([`PluginFfi`], [`HooksFfi`]). A method added to an object the plugin
 //!   implements has a default, which the host gets from a plugin built
-//!   before it; a plugin built after a host does not call what that host
-//!   lacks (check the host's version first);
+//!   before it;
 //! - variants to the decision enums, [`ResultKind`], [`BackendState`] and
 //!   [`BackendType`], which cross as abi_stable non-exhaustive enums: a
-//!   variant unknown to the side reading it counts as an error there (the
-//!   host ends the connection with a message naming it);
+//!   variant unknown to the side reading it counts as an error there (a
+//!   decision the host does not know ends the connection as a plugin
+//!   error);
 //! - fields to the root module (`missing_field(option)`).
 //!
 //! The protocol objects ([`Response`], [`SqlError`], [`Injection`], ...)
 //! are plain `repr(C)` structs: their shape is the MySQL protocol's and
 //! changing it is a new major version.
-//!
-//! // abi_stable's derive and sabi_trait macros emit impls inside generated
+
+// abi_stable's derive and sabi_trait macros emit impls inside generated
 // constants, which this lint flags; the code is the macros', not ours.
 #![allow(non_local_definitions)]
 

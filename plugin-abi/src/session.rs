@@ -17,7 +17,8 @@ use abi_stable::{
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListenerSpec {
     /// The address in MySQL Proxy syntax: `host:port`, `:port` (all IPv4
-    /// interfaces), `[ipv6]:port`, or a host alone (port 3306).
+    /// interfaces), `[ipv6]:port`, a host alone (port 3306), or the path of
+    /// a Unix socket.
     pub address: String,
     /// A short name for logs, e.g. `proxy` or `admin`.
     pub name: String,
@@ -121,12 +122,13 @@ pub trait SessionFfi {
     /// The user name from the client's auth response.
     fn username(&self) -> RStr<'_>;
     /// The client's current default schema (from the auth response, then
-    /// COM_INIT_DB and `USE`); empty if none.
+    /// COM_INIT_DB and COM_CHANGE_USER; a `USE` statement is not seen);
+    /// empty if none.
     fn default_db(&self) -> RStr<'_>;
     /// The auth plugin named by the client's auth response.
     fn auth_plugin_name(&self) -> RStr<'_>;
-    /// The server status flags of the last OK/EOF relayed (in transaction,
-    /// autocommit, ...).
+    /// The server status flags of the last OK/EOF the server sent (in
+    /// transaction, autocommit, ...), injected queries' included.
     fn server_status(&self) -> u16;
     /// Whether the connection closes once the reply to the current client
     /// command has been written.
@@ -291,7 +293,8 @@ pub trait InjectedResultFfi {
     fn query(&self) -> RSlice<'_, u8>;
     /// How the response ended.
     fn kind(&self) -> ResultKind_NE;
-    /// From the final OK packet (0 for result sets).
+    /// From the response's first packet when it is an OK (0 for result
+    /// sets).
     fn affected_rows(&self) -> u64;
     fn last_insert_id(&self) -> u64;
     /// From the final OK or EOF packet.

@@ -139,6 +139,8 @@ impl Session {
                 break;
             };
             replied |= outcome.streamed_to_client;
+            // An injected BEGIN or COMMIT changes the session's status too.
+            self.state.server_status = result.server_status;
             let decision = known(self.call_hook(|hooks, session| {
                 hooks.read_query_result(session, result.for_hook(), &mut queue)
             }));

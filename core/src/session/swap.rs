@@ -93,11 +93,17 @@ impl HookView<'_> {
         let spec = self.plugin_pool();
         match server.conn.park() {
             Some(stream) => {
-                backend.pool.park(PooledConn::new(stream, login), &spec);
+                let parked = backend.pool.park(PooledConn::new(stream, login), &spec);
+                let outcome = if parked {
+                    "parked"
+                } else {
+                    "closed: its pool is full"
+                };
                 slog::debug!(
                     self.logger,
-                    "plugin parked the server connection to {}",
-                    backend.name
+                    "plugin parked the server connection to {}: {}",
+                    backend.name,
+                    outcome
                 );
             }
             // Bytes pending: not between commands after all.
