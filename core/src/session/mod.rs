@@ -6,7 +6,9 @@
 //! result cost no message hop between actors, and no copy beyond the kernel's.
 
 mod command;
+mod compression;
 mod context;
+mod ending;
 mod lifecycle;
 mod pooled_login;
 mod relay;
