@@ -105,11 +105,42 @@ impl Backend {
     /// returns the previous state. A backend that takes no new clients
     /// (down, offline) has its pooled connections closed.
     pub fn set_state(&self, state: BackendState, reason: &str) -> BackendState {
+        self.change_state(state, reason, |_| true)
+    }
+
+    /// Marks it down unless an operator took it offline.
+    pub fn mark_down(&self, reason: &str) {
+        self.change_state(BackendState::Down, reason, |now| {
+            now != BackendState::Offline
+        });
+    }
+
+    /// Marks it up unless an operator took it offline. Called at every
+    /// successful connect: when it is up already, that costs a load.
+    pub fn mark_up(&self, reason: &str) {
+        if self.state() != BackendState::Up {
+            self.change_state(BackendState::Up, reason, |now| now != BackendState::Offline);
+        }
+    }
+
+    /// Changes the state to `state` if `allowed` accepts the current one,
+    /// both under the state's lock: a health check's verdict read before
+    /// an operator took the backend offline must not bring it back after.
+    fn change_state(
+        &self,
+        state: BackendState,
+        reason: &str,
+        allowed: impl Fn(BackendState) -> bool,
+    ) -> BackendState {
+        let mut change = self.change.lock().unwrap_or_else(PoisonError::into_inner);
+        let previous = self.state();
+        if !allowed(previous) {
+            return previous;
+        }
         if matches!(state, BackendState::Down | BackendState::Offline) {
             self.pool.clear();
         }
-        let mut change = self.change.lock().unwrap_or_else(PoisonError::into_inner);
-        let previous = state_from_u8(self.state.swap(state as u8, Ordering::Relaxed));
+        self.state.store(state as u8, Ordering::Relaxed);
         if previous != state {
             *change = StateChange {
                 at: Instant::now(),
@@ -130,20 +161,6 @@ impl Backend {
             }
         }
         previous
-    }
-
-    /// Marks it down unless an operator took it offline.
-    pub fn mark_down(&self, reason: &str) {
-        if self.state() != BackendState::Offline {
-            self.set_state(BackendState::Down, reason);
-        }
-    }
-
-    /// Marks it up unless an operator took it offline.
-    pub fn mark_up(&self, reason: &str) {
-        if self.state() != BackendState::Offline {
-            self.set_state(BackendState::Up, reason);
-        }
     }
 
     pub fn connected_clients(&self) -> u64 {
