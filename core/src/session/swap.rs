@@ -41,6 +41,24 @@ impl HookView<'_> {
         }
     }
 
+    /// Whether the session's server connection, if it has one, could go
+    /// into the pool now: between commands, its login settled and known
+    /// (taken from the pool for this login, or logged in as the session's
+    /// user).
+    fn current_may_be_parked(&self) -> bool {
+        match self.server.as_ref() {
+            None => true,
+            Some(server) => {
+                self.at_rest
+                    && match server.login {
+                        LoginState::LoggedIn => self.login.is_some(),
+                        LoginState::Pooled(_) => true,
+                        LoginState::Greeted | LoginState::Sent { .. } => false,
+                    }
+            }
+        }
+    }
+
     /// `backend_ndx = None`: the server connection into its backend's pool,
     /// as it is.
     pub(super) fn park_server(&mut self) {
@@ -149,6 +167,15 @@ impl HookView<'_> {
                 return;
             }
         };
+        if !self.current_may_be_parked() {
+            slog::warn!(
+                self.logger,
+                "plugin chose backend {} while the server connection cannot be parked (its \
+                 login under way, or a command in flight): it stays",
+                ndx
+            );
+            return;
+        }
         let spec = self.plugin_pool();
         let user = self.state.username.as_bytes();
         let bound = self.capabilities.intersection(SWAP_BOUND_CAPABILITIES);
