@@ -208,7 +208,7 @@ impl ResponseTracker {
             // from its first chunk.
             self.continuation = payload_len == MAX_PAYLOAD_CHUNK;
             if self.state == State::Rows {
-                self.row_bytes += (HEADER_LEN + payload_len) as u64;
+                self.count_row_bytes(payload_len);
             }
             if self.continuation {
                 return Ok(Step::More);
@@ -259,6 +259,14 @@ impl ResponseTracker {
         }
         self.row_bytes += pos as u64;
         pos
+    }
+
+    /// Adds a row packet's size with its header. Saturating: a length
+    /// comes from the peer (a header says at most 16 MiB, but the tracker
+    /// is also fed lengths by callers it cannot vouch for).
+    fn count_row_bytes(&mut self, payload_len: usize) {
+        let size = (payload_len as u64).saturating_add(HEADER_LEN as u64);
+        self.row_bytes = self.row_bytes.saturating_add(size);
     }
 
     fn on_logical_packet(&mut self, len: usize, prefix: &[u8]) -> Result<Step, DecodeError> {
@@ -317,7 +325,7 @@ impl ResponseTracker {
                     return Ok(Step::Done);
                 }
                 self.rows += 1;
-                self.row_bytes += (HEADER_LEN + len) as u64;
+                self.count_row_bytes(len);
                 Ok(Step::More)
             }
             State::PrepareParams { remaining, columns } => {
