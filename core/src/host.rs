@@ -14,7 +14,8 @@ use mysql_proxy_plugin_abi::{
     BackendInfo, BackendInfoFfi, BackendInfoFfi_TO, BackendState_NE, BackendType_NE, HostFfi,
     HostFfi_TO, HostHandle, LogLevel, ResponseColumn, ResultSetResponse, SqlError,
 };
-use mysql_proxy_protocol::constants::{ColumnType, Command, OK_HEADER};
+use mysql_proxy_protocol::constants::{ColumnType, OK_HEADER};
+use mysql_proxy_protocol::packets::ComQuery;
 
 use crate::backend::courtesy::{self, error_text};
 use crate::backend::{Backend, BackendRegistry, BackendSettings, HealthConfig};
@@ -122,8 +123,7 @@ async fn kill_query_on(
     let mut conn = courtesy::greeted_login(stream, timeout, user, password)
         .await
         .map_err(|e| format!("login as {user} failed: {e:?}"))?;
-    let mut kill = vec![Command::Query as u8];
-    kill.extend_from_slice(format!("KILL QUERY {thread}").as_bytes());
+    let kill = ComQuery::new(format!("KILL QUERY {thread}")).to_bytes();
     let reply = courtesy::command(&mut conn, &kill)
         .await
         .map_err(|e| e.to_string())?;

@@ -6,9 +6,17 @@
 //! that size always announces another chunk (possibly empty). The decoder here
 //! joins those chunks into one [`Packet`]; the encoder splits them again.
 //!
+//! [`frames`] is the one walk over physical frames in a buffer: whoever
+//! splits a buffer into packets or joins a packet's chunks (this crate's
+//! [`PacketCodec`] and [`crate::tracker::ResponseTracker::skip_rows`], the
+//! proxy's connection reads and its relay) does it with that iterator and
+//! [`Frames::join_packet`]. Only the relay's streaming loop reads bare
+//! headers with [`parse_header`]: it passes on packets whose payload has
+//! not all arrived yet, which a walk over whole frames never yields.
+//!
 //! The codec never looks inside payloads: message parsing lives in
 //! [`crate::packets`], and the hot-path response tracking in
-//! [`crate::tracker`] works on physical chunks via [`parse_header`].
+//! [`crate::tracker`] works on physical chunks.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
@@ -56,24 +64,133 @@ pub enum FrameError {
 /// Reads a physical packet header from the start of `buf`.
 ///
 /// Returns `(payload_len, seq)`, or `None` when fewer than 4 bytes are given.
+#[inline]
 pub fn parse_header(buf: &[u8]) -> Option<(usize, u8)> {
-    match buf {
-        [a, b, c, seq, ..] => Some((
-            usize::from(*a) | usize::from(*b) << 8 | usize::from(*c) << 16,
-            *seq,
-        )),
-        _ => None,
+    buf.first_chunk().map(|&header| decode_header(header))
+}
+
+/// The fields of a header: payload length (24 bits, little-endian) and
+/// sequence id.
+#[inline]
+fn decode_header([a, b, c, seq]: [u8; HEADER_LEN]) -> (usize, u8) {
+    (
+        usize::from(a) | usize::from(b) << 8 | usize::from(c) << 16,
+        seq,
+    )
+}
+
+/// A physical packet header. `payload_len` must not exceed
+/// [`MAX_PAYLOAD_CHUNK`] (only its low 24 bits are written). A `const fn`,
+/// so that fixed frames can be built at compile time.
+pub const fn header(payload_len: usize, seq: u8) -> [u8; HEADER_LEN] {
+    let [a, b, c, _] = (payload_len as u32).to_le_bytes();
+    [a, b, c, seq]
+}
+
+/// Writes a physical packet header (see [`header`]); use
+/// [`encode_packet`] for payloads of any size.
+pub fn put_header(out: &mut BytesMut, payload_len: usize, seq: u8) {
+    out.put_slice(&header(payload_len, seq));
+}
+
+/// One physical frame, borrowed from the buffer it was found in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame<'a> {
+    pub seq: u8,
+    /// The frame's payload: the whole logical packet's, or one chunk of it.
+    pub payload: &'a [u8],
+}
+
+impl Frame<'_> {
+    /// Bytes the frame takes on the wire, header included.
+    #[inline]
+    pub fn wire_len(&self) -> usize {
+        HEADER_LEN + self.payload.len()
+    }
+
+    /// Whether the next frame continues this one's logical packet: a
+    /// payload of exactly [`MAX_PAYLOAD_CHUNK`] bytes always announces
+    /// another chunk (possibly empty).
+    #[inline]
+    pub fn continues(&self) -> bool {
+        self.payload.len() == MAX_PAYLOAD_CHUNK
     }
 }
 
-/// Writes a physical packet header. `payload_len` must not exceed
-/// [`MAX_PAYLOAD_CHUNK`] (only its low 24 bits are written); use
-/// [`encode_packet`] for payloads of any size.
-pub fn put_header(out: &mut BytesMut, payload_len: usize, seq: u8) {
-    let len = (payload_len as u32).to_le_bytes();
-    out.put_slice(&len[..3]);
-    out.put_u8(seq);
+/// The complete frames at the start of `buf`, in order; see [`Frames`].
+#[inline]
+pub fn frames(buf: &[u8]) -> Frames<'_> {
+    Frames {
+        rest: buf,
+        buf_len: buf.len(),
+    }
 }
+
+/// Iterator over the complete physical frames at the start of a buffer. It
+/// stops at the first frame not wholly in the buffer (cut in its header or
+/// in its payload), which [`Frames::peek_header`] and [`Frames::rest`]
+/// then show; it never copies and never allocates.
+#[derive(Debug, Clone)]
+pub struct Frames<'a> {
+    /// The bytes after the frames yielded so far.
+    rest: &'a [u8],
+    /// Length of the whole buffer, for [`Frames::consumed`].
+    buf_len: usize,
+}
+
+impl<'a> Frames<'a> {
+    /// Bytes of the frames yielded so far, headers included.
+    #[inline]
+    pub fn consumed(&self) -> usize {
+        self.buf_len - self.rest.len()
+    }
+
+    /// The bytes after the frames yielded so far: once the iterator has
+    /// ended, nothing or the start of a frame not wholly in the buffer.
+    #[inline]
+    pub fn rest(&self) -> &'a [u8] {
+        self.rest
+    }
+
+    /// The header of the next frame, whether its payload is in the buffer
+    /// or not: `(payload_len, seq)`, or `None` before 4 bytes of it are in.
+    /// Lets a reader check a header before waiting for its payload.
+    #[inline]
+    pub fn peek_header(&self) -> Option<(usize, u8)> {
+        parse_header(self.rest)
+    }
+
+    /// Appends the payload of the next logical packet to `out`: the
+    /// payloads of the next frames up to and including the first that does
+    /// not [continue](Frame::continues). Returns the sequence id of its last
+    /// chunk, or `None` when the buffer ends before the packet does (`out`
+    /// then holds the chunks that were complete, and the frames after them
+    /// are where the packet was cut).
+    pub fn join_packet(&mut self, out: &mut impl BufMut) -> Option<u8> {
+        loop {
+            let frame = self.next()?;
+            out.put_slice(frame.payload);
+            if !frame.continues() {
+                return Some(frame.seq);
+            }
+        }
+    }
+}
+
+impl<'a> Iterator for Frames<'a> {
+    type Item = Frame<'a>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Frame<'a>> {
+        let (&header, tail) = self.rest.split_first_chunk()?;
+        let (len, seq) = decode_header(header);
+        let (payload, rest) = tail.split_at_checked(len)?;
+        self.rest = rest;
+        Some(Frame { seq, payload })
+    }
+}
+
+impl std::iter::FusedIterator for Frames<'_> {}
 
 /// One packet framed whole, starting at sequence id `seq` (a command starts
 /// an exchange: 0).
@@ -142,6 +259,20 @@ impl PacketCodec {
     pub fn is_assembling(&self) -> bool {
         self.partial.is_some()
     }
+
+    /// Fails if a chunk of `len` bytes would take the packet being
+    /// assembled over the limit.
+    fn check_size(&self, len: usize) -> Result<(), FrameError> {
+        let already = self.partial.as_ref().map_or(0, BytesMut::len);
+        let size = already.saturating_add(len);
+        if size > self.max_packet_size {
+            return Err(FrameError::PacketTooLarge {
+                size,
+                max: self.max_packet_size,
+            });
+        }
+        Ok(())
+    }
 }
 
 impl Decoder for PacketCodec {
@@ -150,29 +281,26 @@ impl Decoder for PacketCodec {
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Packet>, FrameError> {
         loop {
-            let Some((len, seq)) = parse_header(src) else {
-                src.reserve(HEADER_LEN - src.len());
+            let mut frames = frames(src);
+            let Some(frame) = frames.next() else {
+                // A header already in is checked before its payload is
+                // buffered, so a hostile length cannot make us allocate.
+                let wanted = match frames.peek_header() {
+                    Some((len, _)) => {
+                        self.check_size(len)?;
+                        HEADER_LEN + len
+                    }
+                    None => HEADER_LEN,
+                };
+                src.reserve(wanted.saturating_sub(src.len()));
                 return Ok(None);
             };
-            let already = self.partial.as_ref().map_or(0, BytesMut::len);
-            let size = already.saturating_add(len);
-            // Checked on the header alone, before the payload is buffered,
-            // so a hostile length cannot make us allocate.
-            if size > self.max_packet_size {
-                return Err(FrameError::PacketTooLarge {
-                    size,
-                    max: self.max_packet_size,
-                });
-            }
-            let frame_len = HEADER_LEN + len;
-            if src.len() < frame_len {
-                src.reserve(frame_len - src.len());
-                return Ok(None);
-            }
+            self.check_size(frame.payload.len())?;
+            let (len, seq, continues) = (frame.payload.len(), frame.seq, frame.continues());
             src.advance(HEADER_LEN);
             let chunk = src.split_to(len);
 
-            if len == MAX_PAYLOAD_CHUNK {
+            if continues {
                 // More chunks follow; park this one and look for the next.
                 match &mut self.partial {
                     Some(buf) => buf.extend_from_slice(&chunk),
@@ -434,6 +562,141 @@ mod tests {
             .decode_eof(&mut empty)
             .unwrap()
             .is_none());
+    }
+
+    /// The frames of `buf` as `(seq, payload)` pairs, and what the
+    /// iterator consumed.
+    fn walk(buf: &[u8]) -> (Vec<(u8, Vec<u8>)>, usize) {
+        let mut frames = frames(buf);
+        let got = frames
+            .by_ref()
+            .map(|f| (f.seq, f.payload.to_vec()))
+            .collect();
+        (got, frames.consumed())
+    }
+
+    #[test]
+    fn frames_yields_every_complete_frame() {
+        let mut wire = BytesMut::new();
+        encode_packet(0, b"abc", &mut wire);
+        encode_packet(1, b"", &mut wire);
+        encode_packet(255, b"xy", &mut wire);
+        let (got, consumed) = walk(&wire);
+        assert_eq!(
+            got,
+            vec![(0, b"abc".to_vec()), (1, vec![]), (255, b"xy".to_vec())]
+        );
+        assert_eq!(consumed, wire.len());
+        let mut frames = frames(&wire);
+        let lens: Vec<usize> = frames.by_ref().map(|f| f.wire_len()).collect();
+        assert_eq!(lens, vec![7, 4, 6]);
+        assert!(frames.rest().is_empty());
+        assert_eq!(frames.peek_header(), None);
+        assert!(frames.next().is_none());
+        assert_eq!(walk(&[]), (vec![], 0));
+    }
+
+    #[test]
+    fn frames_stop_at_a_frame_cut_in_its_header() {
+        let mut wire = BytesMut::new();
+        encode_packet(3, b"abc", &mut wire);
+        wire.extend_from_slice(&[2, 0]);
+        let mut frames = frames(&wire);
+        assert_eq!(frames.next().map(|f| f.seq), Some(3));
+        assert!(frames.next().is_none());
+        // Stays ended, and shows where it stopped.
+        assert!(frames.next().is_none());
+        assert_eq!(frames.consumed(), 7);
+        assert_eq!(frames.rest(), &[2, 0]);
+        assert_eq!(frames.peek_header(), None);
+    }
+
+    #[test]
+    fn frames_stop_at_a_frame_cut_in_its_payload() {
+        let mut wire = BytesMut::new();
+        encode_packet(3, b"abc", &mut wire);
+        encode_packet(4, b"hello", &mut wire);
+        let cut = &wire[..wire.len() - 3];
+        let (got, consumed) = walk(cut);
+        assert_eq!(got, vec![(3, b"abc".to_vec())]);
+        assert_eq!(consumed, 7);
+        let mut frames = frames(cut);
+        frames.by_ref().for_each(drop);
+        // The cut frame's header, for checks before its payload is in.
+        assert_eq!(frames.peek_header(), Some((5, 4)));
+        assert_eq!(frames.rest(), &[5, 0, 0, 4, b'h', b'e']);
+    }
+
+    #[test]
+    fn frames_of_an_empty_payload() {
+        let (got, consumed) = walk(&[0, 0, 0, 9]);
+        assert_eq!(got, vec![(9, vec![])]);
+        assert_eq!(consumed, HEADER_LEN);
+        let mut frames = frames(&[0, 0, 0, 9]);
+        let frame = frames.next().unwrap();
+        assert_eq!(frame.wire_len(), HEADER_LEN);
+        assert!(!frame.continues());
+        let mut out = Vec::new();
+        assert_eq!(super::frames(&[0, 0, 0, 9]).join_packet(&mut out), Some(9));
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn frames_of_16_mib_continuation_chunks() {
+        for n in [
+            MAX_PAYLOAD_CHUNK,
+            MAX_PAYLOAD_CHUNK + 10,
+            2 * MAX_PAYLOAD_CHUNK,
+        ] {
+            let data = payload(n);
+            let mut wire = BytesMut::new();
+            let next = encode_packet(254, &data, &mut wire);
+            encode_packet(next, b"tail", &mut wire);
+            let mut frames = frames(&wire);
+            let chunks: Vec<(u8, usize, bool)> = frames
+                .clone()
+                .map(|f| (f.seq, f.payload.len(), f.continues()))
+                .collect();
+            let last = n % MAX_PAYLOAD_CHUNK;
+            let mut expected: Vec<(u8, usize, bool)> = (0..n / MAX_PAYLOAD_CHUNK)
+                .map(|i| (254u8.wrapping_add(i as u8), MAX_PAYLOAD_CHUNK, true))
+                .collect();
+            expected.push((next.wrapping_sub(1), last, false));
+            expected.push((next, 4, false));
+            assert_eq!(chunks, expected, "size {n}");
+
+            let mut joined = Vec::new();
+            assert_eq!(frames.join_packet(&mut joined), Some(next.wrapping_sub(1)));
+            assert!(joined == data, "size {n}");
+            assert_eq!(frames.consumed(), wire.len() - 8);
+            let mut tail = BytesMut::new();
+            assert_eq!(frames.join_packet(&mut tail), Some(next));
+            assert_eq!(&tail[..], b"tail");
+            assert_eq!(frames.join_packet(&mut tail), None);
+        }
+    }
+
+    #[test]
+    fn a_packet_cut_in_its_last_chunk_is_not_joined() {
+        let data = payload(MAX_PAYLOAD_CHUNK + 10);
+        let mut wire = BytesMut::new();
+        encode_packet(0, &data, &mut wire);
+        let cut = &wire[..wire.len() - 1];
+        let mut frames = frames(cut);
+        let mut out = Vec::new();
+        assert_eq!(frames.join_packet(&mut out), None);
+        // The complete chunk was taken; the cut one is what is left.
+        assert_eq!(out.len(), MAX_PAYLOAD_CHUNK);
+        assert_eq!(frames.peek_header(), Some((10, 1)));
+    }
+
+    #[test]
+    fn header_is_usable_in_constants() {
+        const QUIT: [u8; 4] = header(1, 0);
+        assert_eq!(QUIT, [1, 0, 0, 0]);
+        assert_eq!(header(MAX_PAYLOAD_CHUNK, 7), [0xFF, 0xFF, 0xFF, 7]);
+        assert_eq!(header(0x01_0203, 9), [3, 2, 1, 9]);
+        assert_eq!(parse_header(&header(0x01_0203, 9)), Some((0x01_0203, 9)));
     }
 
     #[test]

@@ -22,6 +22,14 @@ pub const AUTH_MORE_DATA_HEADER: u8 = 0x01;
 pub const AUTH_SWITCH_HEADER: u8 = 0xFE;
 /// Marker of a NULL value in a text row (and invalid as a length prefix).
 pub const NULL_VALUE: u8 = 0xFB;
+/// First payload byte of a binary-protocol result row (same value as OK).
+pub const BINARY_ROW_HEADER: u8 = 0x00;
+
+/// COM_SET_OPTION's argument turning multi-statements on
+/// (`enum_mysql_set_option` in `mysql_com.h`).
+pub const MYSQL_OPTION_MULTI_STATEMENTS_ON: u16 = 0;
+/// COM_SET_OPTION's argument turning multi-statements off.
+pub const MYSQL_OPTION_MULTI_STATEMENTS_OFF: u16 = 1;
 
 /// `latin1_swedish_ci`, the historical default collation.
 pub const CHARSET_LATIN1_SWEDISH_CI: u8 = 8;

@@ -15,7 +15,7 @@
 //! the shapes specific to COM_STMT_PREPARE, COM_FIELD_LIST, COM_CHANGE_USER,
 //! COM_BINLOG_DUMP and single-packet answers.
 
-use crate::codec::{parse_header, HEADER_LEN, MAX_PAYLOAD_CHUNK};
+use crate::codec::{self, HEADER_LEN, MAX_PAYLOAD_CHUNK};
 use crate::constants::{
     CapabilityFlags, Command, StatusFlags, AUTH_MORE_DATA_HEADER, AUTH_SWITCH_HEADER, EOF_HEADER,
     ERR_HEADER, LOCAL_INFILE_HEADER, OK_HEADER,
@@ -241,12 +241,12 @@ impl ResponseTracker {
             return 0;
         }
         let mut pos = 0;
-        while let Some((len, _seq)) = parse_header(&frames[pos..]) {
-            let end = pos + HEADER_LEN + len;
-            let plain_row = len > 0
-                && len < MAX_PAYLOAD_CHUNK
-                && end <= frames.len()
-                && match frames.get(pos + HEADER_LEN) {
+        // Whole frames only: one cut short is left to `on_server_packet`.
+        for frame in codec::frames(frames) {
+            let len = frame.payload.len();
+            let plain_row = len < MAX_PAYLOAD_CHUNK
+                && match frame.payload.first() {
+                    // An empty packet, or an ERR.
                     Some(&ERR_HEADER) | None => false,
                     Some(&EOF_HEADER) => !self.is_terminator_len(len),
                     Some(_) => true,
@@ -255,7 +255,7 @@ impl ResponseTracker {
                 break;
             }
             self.rows += 1;
-            pos = end;
+            pos += frame.wire_len();
         }
         self.row_bytes += pos as u64;
         pos

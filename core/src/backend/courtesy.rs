@@ -13,12 +13,12 @@ use bytes::Bytes;
 use mysql_proxy_protocol::auth::native_password_scramble;
 use mysql_proxy_protocol::codec;
 use mysql_proxy_protocol::constants::{
-    CapabilityFlags, Command, AUTH_MORE_DATA_HEADER, AUTH_SWITCH_HEADER,
-    CHARSET_UTF8MB4_GENERAL_CI, EOF_HEADER, ERR_HEADER, NULL_VALUE, OK_HEADER,
+    CapabilityFlags, AUTH_MORE_DATA_HEADER, AUTH_SWITCH_HEADER, CHARSET_UTF8MB4_GENERAL_CI,
+    EOF_HEADER, ERR_HEADER, NULL_VALUE, OK_HEADER,
 };
 use mysql_proxy_protocol::lenenc::Reader;
 use mysql_proxy_protocol::packets::{
-    AuthSwitchRequest, ErrPacket, HandshakeResponse41, HandshakeV10,
+    AuthSwitchRequest, ComQuery, ComQuit, ErrPacket, HandshakeResponse41, HandshakeV10,
 };
 
 use crate::net::{Conn, ConnError, Limits, RawPacket, Stream};
@@ -35,8 +35,7 @@ pub const CHECK_USER_WITHOUT_CREDENTIALS: &str = "mysql-proxy-ping";
 /// COM_QUIT to a logged-in server, which closes the connection after it:
 /// nothing to wait for.
 pub async fn quit(conn: &mut Conn) -> Result<(), ConnError> {
-    conn.write_all(&codec::frame(0, &[Command::Quit as u8]))
-        .await
+    conn.write_all(&ComQuit::FRAME).await
 }
 
 /// Sends the proxy's own command to a server at rest and reads the first
@@ -51,8 +50,7 @@ pub async fn command(conn: &mut Conn, payload: &[u8]) -> Result<RawPacket, ConnE
 /// returns that value, empty for NULL. `deprecate_eof`: the connection's
 /// results end with an OK instead of EOF packets.
 pub async fn query_value(conn: &mut Conn, sql: &str, deprecate_eof: bool) -> Result<Bytes, String> {
-    let mut query = vec![Command::Query as u8];
-    query.extend_from_slice(sql.as_bytes());
+    let query = ComQuery::new(sql.as_bytes().to_vec()).to_bytes();
     let broken = |what: &str| format!("unexpected {what} in the answer to {sql}");
     let first = command(conn, &query).await.map_err(|e| e.to_string())?;
     match first.first_byte() {

@@ -24,7 +24,8 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use mysql_proxy_plugin_abi::BackendState;
-use mysql_proxy_protocol::constants::{Command, OK_HEADER};
+use mysql_proxy_protocol::constants::OK_HEADER;
+use mysql_proxy_protocol::packets::ComPing;
 
 use super::courtesy::{
     command, error_text, greeted_login, quit, LoginError, CHECK_USER_WITHOUT_CREDENTIALS,
@@ -184,7 +185,7 @@ async fn check(backend: &Backend, config: &HealthConfig) -> Result<(), Failure> 
         Err(LoginError::Refused(_)) if config.user.is_none() => return Ok(()),
         Err(failure) => return Err(failure.into()),
     };
-    let reply = command(&mut conn, &[Command::Ping as u8]).await?;
+    let reply = command(&mut conn, &ComPing::PAYLOAD).await?;
     if reply.first_byte() != Some(OK_HEADER) {
         return Err(Failure::Down(format!(
             "ping answered: {}",

@@ -6,9 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mysql_proxy_protocol::codec::HEADER_LEN;
-use mysql_proxy_protocol::constants::{CapabilityFlags, Command, ERR_HEADER, OK_HEADER};
-use mysql_proxy_protocol::lenenc::put_lenenc_bytes;
-use mysql_proxy_protocol::packets::HandshakeResponse41;
+use mysql_proxy_protocol::constants::{CapabilityFlags, ERR_HEADER, OK_HEADER};
+use mysql_proxy_protocol::packets::{ComResetConnection, ComSetOption};
 
 use super::courtesy::{self, error_text};
 use super::pool::{Login, PoolSpec, PooledConn};
@@ -46,9 +45,9 @@ pub const FORMAT_CAPABILITIES: CapabilityFlags = CapabilityFlags(
 pub const TAKE_BOUND_CAPABILITIES: CapabilityFlags =
     CapabilityFlags(CONNECTION_BOUND_CAPABILITIES.0 | FORMAT_CAPABILITIES.0);
 
-/// COM_SET_OPTION's arguments.
-pub const MULTI_STATEMENTS_ON: u16 = 0;
-pub const MULTI_STATEMENTS_OFF: u16 = 1;
+/// COM_SET_OPTION's argument turning multi-statements on (what
+/// session/command.rs compares a client's COM_SET_OPTION with).
+pub use mysql_proxy_protocol::constants::MYSQL_OPTION_MULTI_STATEMENTS_ON as MULTI_STATEMENTS_ON;
 
 /// Where the login of a server connection stands.
 pub enum LoginState {
@@ -237,13 +236,7 @@ impl ServerConn {
     /// the client's login on a pooled connection: the option outlives
     /// COM_CHANGE_USER.
     pub async fn set_multi_statements(&mut self, on: bool) -> Result<(), SessionError> {
-        let option = if on {
-            MULTI_STATEMENTS_ON
-        } else {
-            MULTI_STATEMENTS_OFF
-        };
-        let mut set_option = vec![Command::SetOption as u8];
-        set_option.extend_from_slice(&option.to_le_bytes());
+        let set_option = ComSetOption::multi_statements(on).to_bytes();
         self.login = LoginState::Sent { reply_due: None };
         match courtesy::command(&mut self.conn, &set_option).await {
             // EOF, or OK with DEPRECATE_EOF.
@@ -270,9 +263,8 @@ impl ServerConn {
         within: Duration,
     ) -> Result<(), (ServerConn, String)> {
         if matches!(self.login, LoginState::LoggedIn) {
-            let reset = [Command::ResetConnection as u8];
-            let outcome =
-                tokio::time::timeout(within, courtesy::command(&mut self.conn, &reset)).await;
+            let reset = courtesy::command(&mut self.conn, &ComResetConnection::PAYLOAD);
+            let outcome = tokio::time::timeout(within, reset).await;
             let failure = match outcome {
                 Ok(Ok(reply)) if reply.first_byte() == Some(OK_HEADER) => None,
                 Ok(Ok(reply)) => Some(format!("answer 0x{:02x}", reply.first_byte().unwrap_or(0))),
@@ -326,39 +318,4 @@ impl ServerConn {
             _ => {}
         }
     }
-}
-
-/// The COM_CHANGE_USER that logs a client into a pooled connection with the
-/// credentials of its auth response, laid out by the capabilities the
-/// connection was opened with (the server parses it by those).
-pub fn change_user_payload(auth: &HandshakeResponse41, capabilities: CapabilityFlags) -> Vec<u8> {
-    let mut payload = vec![Command::ChangeUser as u8];
-    payload.extend_from_slice(&auth.username);
-    payload.push(0);
-    if capabilities.contains(CapabilityFlags::SECURE_CONNECTION) {
-        let len = auth.auth_response.len().min(255);
-        payload.push(u8::try_from(len).unwrap_or(u8::MAX));
-        payload.extend_from_slice(auth.auth_response.get(..len).unwrap_or_default());
-    } else {
-        payload.extend_from_slice(&auth.auth_response);
-        payload.push(0);
-    }
-    payload.extend_from_slice(auth.database.as_deref().unwrap_or_default());
-    payload.push(0);
-    payload.extend_from_slice(&u16::from(auth.character_set).to_le_bytes());
-    if capabilities.contains(CapabilityFlags::PLUGIN_AUTH) {
-        payload.extend_from_slice(auth.auth_plugin_name.as_deref().unwrap_or_default());
-        payload.push(0);
-    }
-    if capabilities.contains(CapabilityFlags::CONNECT_ATTRS) {
-        // The client's own attributes (MariaDB records them anew for the
-        // session; an empty block when the client sent none).
-        let mut attributes = bytes::BytesMut::new();
-        put_lenenc_bytes(
-            &mut attributes,
-            auth.connect_attrs.as_deref().unwrap_or_default(),
-        );
-        payload.extend_from_slice(&attributes);
-    }
-    payload
 }

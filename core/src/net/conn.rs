@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use mysql_proxy_protocol::codec::{self, HEADER_LEN, MAX_PAYLOAD_CHUNK};
+use mysql_proxy_protocol::codec::{self, HEADER_LEN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{Instant, Sleep};
 
@@ -86,13 +86,20 @@ impl RawPacket {
         if shift == 0 {
             return self.raw.clone();
         }
-        let mut frames = BytesMut::from(&self.raw[..]);
-        let mut pos = 0;
-        while let Some((len, seq)) = codec::parse_header(&frames[pos..]) {
-            frames[pos + 3] = seq.wrapping_add(shift);
-            pos += HEADER_LEN + len;
+        let mut shifted = BytesMut::with_capacity(self.raw.len());
+        let mut frames = codec::frames(&self.raw);
+        for frame in &mut frames {
+            codec::put_header(
+                &mut shifted,
+                frame.payload.len(),
+                frame.seq.wrapping_add(shift),
+            );
+            shifted.extend_from_slice(frame.payload);
         }
-        frames.freeze()
+        // A packet read whole leaves nothing here; anything would be kept
+        // as it is.
+        shifted.extend_from_slice(frames.rest());
+        shifted.freeze()
     }
 
     /// The first payload byte (command or packet type), if any.
@@ -282,48 +289,44 @@ impl Conn {
     /// The sequence id and the size limit are checked as soon as a header is
     /// seen, before the payload is buffered.
     fn take_packet(&mut self, expected: Option<u8>) -> Result<Option<RawPacket>, ConnError> {
-        let mut pos = 0;
-        let mut total = 0usize;
+        let mut check = HeaderCheck {
+            expected,
+            max: self.max_packet,
+            total: 0,
+            first_seq: None,
+        };
+        let mut frames = codec::frames(&self.buf);
         let mut chunks = 0usize;
-        let mut first_seq = 0u8;
         let last_seq = loop {
-            let Some((len, seq)) = codec::parse_header(&self.buf[pos..]) else {
+            let Some(frame) = frames.next() else {
+                // A chunk cut short: its header, if in, is checked now,
+                // before its payload is waited for.
+                let Some((len, seq)) = frames.peek_header() else {
+                    return Ok(None);
+                };
+                check.chunk(len, seq)?;
+                let missing = (HEADER_LEN + len).saturating_sub(frames.rest().len());
+                self.buf.reserve(missing);
                 return Ok(None);
             };
-            if chunks == 0 {
-                if let Some(expected) = expected.filter(|&expected| expected != seq) {
-                    return Err(ConnError::OutOfOrder { expected, got: seq });
-                }
-                first_seq = seq;
-            }
-            total += len;
-            if total > self.max_packet {
-                return Err(ConnError::TooLarge {
-                    size: total,
-                    max: self.max_packet,
-                });
-            }
-            let end = pos + HEADER_LEN + len;
-            if self.buf.len() < end {
-                self.buf.reserve(end - self.buf.len());
-                return Ok(None);
-            }
-            pos = end;
+            check.chunk(frame.payload.len(), frame.seq)?;
             chunks += 1;
-            if len < MAX_PAYLOAD_CHUNK {
-                break seq;
+            if !frame.continues() {
+                break frame.seq;
             }
         };
-        let raw = self.buf.split_to(pos).freeze();
+        let raw = self.buf.split_to(frames.consumed()).freeze();
         let payload = if chunks == 1 {
             raw.slice(HEADER_LEN..)
         } else {
-            join_chunks(&raw, total)
+            let mut joined = BytesMut::with_capacity(check.total);
+            codec::frames(&raw).join_packet(&mut joined);
+            joined.freeze()
         };
         Ok(Some(RawPacket {
             raw,
             payload,
-            seq: first_seq,
+            seq: check.first_seq.unwrap_or(last_seq),
             last_seq,
         }))
     }
@@ -562,21 +565,42 @@ impl<F: Future, W: Watch> Future for Within<'_, F, W> {
     }
 }
 
-/// Joins the payloads of a multi-chunk packet.
-fn join_chunks(raw: &Bytes, total: usize) -> Bytes {
-    let mut payload = BytesMut::with_capacity(total);
-    let mut pos = 0;
-    while let Some((len, _)) = codec::parse_header(&raw[pos..]) {
-        let start = pos + HEADER_LEN;
-        payload.extend_from_slice(&raw[start..start + len]);
-        pos = start + len;
+/// The checks a packet's chunk headers pass as soon as each is in, before
+/// its payload is waited for: the first chunk's sequence id, and the size
+/// so far against the limit.
+struct HeaderCheck {
+    expected: Option<u8>,
+    max: usize,
+    /// Payload bytes of the chunks seen so far.
+    total: usize,
+    /// Sequence id of the first chunk, once seen.
+    first_seq: Option<u8>,
+}
+
+impl HeaderCheck {
+    fn chunk(&mut self, len: usize, seq: u8) -> Result<(), ConnError> {
+        if self.first_seq.is_none() {
+            if let Some(expected) = self.expected.filter(|&expected| expected != seq) {
+                return Err(ConnError::OutOfOrder { expected, got: seq });
+            }
+            self.first_seq = Some(seq);
+        }
+        self.total += len;
+        if self.total > self.max {
+            return Err(ConnError::TooLarge {
+                size: self.total,
+                max: self.max,
+            });
+        }
+        Ok(())
     }
-    payload.freeze()
 }
 
 #[cfg(test)]
 mod tests {
     use std::future::pending;
+
+    use mysql_proxy_protocol::codec::MAX_PAYLOAD_CHUNK;
 
     use super::*;
 
@@ -668,6 +692,96 @@ mod tests {
             .await;
         assert!(matches!(outcome, Err(ConnError::Timeout)));
         assert_eq!(began.elapsed(), secs(2));
+    }
+
+    /// A connection reading what the returned socket writes.
+    fn socket_pair(max_packet_size: usize) -> (Conn, tokio::net::UnixStream) {
+        let (ours, theirs) = tokio::net::UnixStream::pair().unwrap();
+        let limits = Limits {
+            read_timeout: secs(10),
+            write_timeout: secs(10),
+            max_packet_size,
+        };
+        (Conn::new(Stream::Unix(ours), limits), theirs)
+    }
+
+    #[tokio::test]
+    async fn packets_are_read_whole_however_they_arrive() {
+        let (mut conn, mut peer) = socket_pair(64 << 20);
+        let big: Vec<u8> = (0..MAX_PAYLOAD_CHUNK + 10).map(|i| i as u8).collect();
+        let mut wire = BytesMut::new();
+        let next = codec::encode_packet(3, b"hello", &mut wire);
+        let next = codec::encode_packet(next, &big, &mut wire);
+        codec::encode_packet(next, b"", &mut wire);
+        let writer = async {
+            // Cut inside a header and inside a payload.
+            for piece in [&wire[..2], &wire[2..7], &wire[7..]] {
+                peer.write_all(piece).await.unwrap();
+                tokio::task::yield_now().await;
+            }
+        };
+        let reader = async {
+            let mut packets = Vec::new();
+            for _ in 0..3 {
+                packets.push(conn.read_packet().await.unwrap());
+            }
+            packets
+        };
+        let ((), packets) = tokio::join!(writer, reader);
+        assert_eq!(&packets[0].payload[..], b"hello");
+        assert_eq!((packets[0].seq, packets[0].last_seq), (3, 3));
+        assert_eq!(&packets[0].raw[..], &wire[..9]);
+        assert!(packets[1].payload[..] == big[..]);
+        assert_eq!((packets[1].seq, packets[1].last_seq), (4, 5));
+        assert_eq!(packets[1].raw.len(), big.len() + 2 * HEADER_LEN);
+        assert!(packets[2].payload.is_empty());
+        assert_eq!((packets[2].seq, packets[2].last_seq), (6, 6));
+        assert!(conn.buf.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_header_is_checked_before_its_payload_comes() {
+        let (mut conn, mut peer) = socket_pair(100);
+        // Announces 101 bytes and sends none of them.
+        peer.write_all(&codec::header(101, 0)).await.unwrap();
+        assert!(matches!(
+            conn.read_packet().await,
+            Err(ConnError::TooLarge {
+                size: 101,
+                max: 100
+            })
+        ));
+        let (mut conn, mut peer) = socket_pair(100);
+        peer.write_all(&codec::header(5, 2)).await.unwrap();
+        assert!(matches!(
+            conn.read_packet_numbered(1).await,
+            Err(ConnError::OutOfOrder {
+                expected: 1,
+                got: 2
+            })
+        ));
+    }
+
+    #[test]
+    fn a_seq_shift_moves_every_chunk() {
+        let big = vec![7u8; MAX_PAYLOAD_CHUNK];
+        let mut wire = BytesMut::new();
+        codec::encode_packet(254, &big, &mut wire);
+        let raw = wire.freeze();
+        let packet = RawPacket {
+            payload: Bytes::from(big),
+            raw: raw.clone(),
+            seq: 254,
+            last_seq: 255,
+        };
+        assert_eq!(packet.with_seq_shift(0), raw);
+        let shifted = packet.with_seq_shift(3);
+        let seqs: Vec<u8> = codec::frames(&shifted).map(|f| f.seq).collect();
+        assert_eq!(seqs, vec![1, 2]);
+        assert_eq!(shifted.len(), raw.len());
+        assert!(codec::frames(&shifted)
+            .zip(codec::frames(&raw))
+            .all(|(a, b)| a.payload == b.payload));
     }
 
     #[tokio::test(start_paused = true)]

@@ -9,6 +9,7 @@ use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use mysql_proxy_protocol::packets::ComQuit;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
@@ -207,10 +208,9 @@ impl ParkedStream {
     /// non-blocking: if it cannot take the five bytes at once, it is closed
     /// regardless.
     pub fn quit(&self) {
-        const COM_QUIT_FRAME: [u8; 5] = [1, 0, 0, 0, 1];
         let _ = match self {
-            ParkedStream::Tcp(stream) => (&*stream).write(&COM_QUIT_FRAME),
-            ParkedStream::Unix(stream) => (&*stream).write(&COM_QUIT_FRAME),
+            ParkedStream::Tcp(stream) => (&*stream).write(&ComQuit::FRAME),
+            ParkedStream::Unix(stream) => (&*stream).write(&ComQuit::FRAME),
         };
     }
 

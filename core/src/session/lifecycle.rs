@@ -5,11 +5,11 @@
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use mysql_proxy_plugin_abi::{
     AuthDecision, AuthResultDecision, ConnectDecision, HandshakeDecision, Response,
 };
-use mysql_proxy_protocol::codec::{self, HEADER_LEN};
+use mysql_proxy_protocol::codec;
 use mysql_proxy_protocol::constants::{
     CapabilityFlags, Command, AUTH_MORE_DATA_HEADER, AUTH_SWITCH_HEADER, ERR_HEADER, OK_HEADER,
 };
@@ -227,7 +227,7 @@ impl Session {
                 Err(error) => return Phase::Disconnect(Some(server.error(error))),
             },
         };
-        if packet.first_byte() == Some(0xff) {
+        if packet.first_byte() == Some(ERR_HEADER) {
             // The server refuses us (e.g. too many connections): pass it on.
             let _ = self.client.write_all(&packet.raw).await;
             return Phase::Disconnect(None);
@@ -271,9 +271,7 @@ impl Session {
         }
         self.state.login = LoginProgress::Greeted;
         if let Some(sent) = to_send.first() {
-            let mut frame = BytesMut::with_capacity(sent.len() + HEADER_LEN);
-            codec::encode_packet(packet.seq, sent, &mut frame);
-            self.greeting_frame = frame.freeze();
+            self.greeting_frame = codec::frame(packet.seq, sent);
         }
         self.stage = ClientStage::Expecting(packet.seq.wrapping_add(1));
         Phase::ReadAuth

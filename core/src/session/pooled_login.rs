@@ -7,21 +7,20 @@
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use mysql_proxy_plugin_abi::{Response, SqlError};
 use mysql_proxy_protocol::codec;
-use mysql_proxy_protocol::constants::{CapabilityFlags, Command, OK_HEADER};
+use mysql_proxy_protocol::constants::{CapabilityFlags, OK_HEADER};
 use mysql_proxy_protocol::packets::{
-    parse_connect_attrs, AuthSwitchRequest, HandshakeResponse41, HandshakeV10,
+    parse_connect_attrs, AuthSwitchRequest, ComChangeUser, ComInitDb, ComResetConnection,
+    HandshakeResponse41, HandshakeV10,
 };
 
 use super::lifecycle::Phase;
 use super::state::{client_error, text, ClientStage, Session};
 use crate::backend::courtesy;
 use crate::backend::pool::{Login, PoolReset};
-use crate::backend::server::{
-    change_user_payload, LoginState, ServerConn, TAKE_BOUND_CAPABILITIES,
-};
+use crate::backend::server::{LoginState, ServerConn, TAKE_BOUND_CAPABILITIES};
 use crate::backend::BackendLease;
 use crate::error::SessionError;
 
@@ -136,12 +135,7 @@ impl Session {
         let plugin = greeting
             .auth_plugin_name
             .unwrap_or_else(|| Bytes::from_static(b"mysql_native_password"));
-        let mut challenge = BytesMut::from(&greeting.auth_plugin_data[..]);
-        challenge.extend_from_slice(&[0]);
-        let switch = AuthSwitchRequest {
-            plugin_name: plugin.clone(),
-            plugin_data: challenge.freeze(),
-        };
+        let switch = AuthSwitchRequest::with_challenge(plugin.clone(), &greeting.auth_plugin_data);
         let seq = auth_seq.wrapping_add(1);
         let asked = self.client.send_payloads(seq, &[switch.to_bytes()]).await;
         let answer = match asked {
@@ -230,7 +224,10 @@ impl Session {
         }
         server.login = LoginState::Sent { reply_due: None };
         if relogin_needed {
-            let change_user = change_user_payload(auth, pooled.capabilities);
+            // Laid out by the capabilities the connection was opened with,
+            // by which the server parses it.
+            let change_user =
+                ComChangeUser::from_handshake_response(auth).to_bytes(pooled.capabilities);
             if let Err(error) = server.conn.write_all(&codec::frame(0, &change_user)).await {
                 return Phase::Disconnect(Some(server.error(error)));
             }
@@ -241,8 +238,7 @@ impl Session {
         }
         if !pooled.pristine {
             // Parked by a plugin with its session: reset now.
-            let reset = [Command::ResetConnection as u8];
-            match courtesy::command(&mut server.conn, &reset).await {
+            match courtesy::command(&mut server.conn, &ComResetConnection::PAYLOAD).await {
                 Ok(reply) if reply.first_byte() == Some(OK_HEADER) => {}
                 Ok(reply) => {
                     return Phase::Disconnect(Some(SessionError::BackendProtocol {
@@ -264,8 +260,7 @@ impl Session {
             .as_ref()
             .filter(|db| !db.is_empty() && **db != pooled.database)
         {
-            let mut init_db = vec![Command::InitDb as u8];
-            init_db.extend_from_slice(db);
+            let init_db = ComInitDb::new(db.clone()).to_bytes();
             match courtesy::command(&mut server.conn, &init_db).await {
                 Ok(reply) if reply.first_byte() == Some(OK_HEADER) => {}
                 Ok(reply) => {

@@ -18,6 +18,7 @@ use mysql_proxy_plugin_abi::{
     ResultKind_NE, SqlError,
 };
 use mysql_proxy_protocol::codec::{self, HEADER_LEN};
+use mysql_proxy_protocol::constants::{ERR_HEADER, OK_HEADER};
 use mysql_proxy_protocol::lenenc::Reader;
 use mysql_proxy_protocol::tracker::{ResponseTracker, Step, TRACKER_PREFIX_LEN};
 
@@ -328,8 +329,7 @@ pub(super) async fn run_injection(
         return Err(SessionError::NoServerConnection);
     };
     let command = injection.payload.first().copied().unwrap_or(0);
-    let mut framed = BytesMut::with_capacity(injection.payload.len() + HEADER_LEN);
-    codec::encode_packet(0, injection.payload.as_slice(), &mut framed);
+    let framed = codec::frame(0, injection.payload.as_slice());
     let sent_at = Instant::now();
     server
         .conn
@@ -418,35 +418,32 @@ pub(super) async fn apply_result_decision(
 /// How a response ended, and the OK packet's counts if it was one.
 fn classify(summary: &Summary) -> (ResultKind, u64, u64) {
     match summary.first_prefix[..summary.first_prefix_len].split_first() {
-        Some((0x00, rest)) => {
+        Some((&OK_HEADER, rest)) => {
             let mut reader = Reader::new(rest);
             let affected = reader.lenenc_int().unwrap_or(0);
             let insert_id = reader.lenenc_int().unwrap_or(0);
             (ResultKind::Ok, affected, insert_id)
         }
-        Some((0xff, _)) => (ResultKind::Error, 0, 0),
+        Some((&ERR_HEADER, _)) => (ResultKind::Error, 0, 0),
+        // A column count: a length-encoded integer (0xfb is LOCAL INFILE's
+        // header, 0xfe EOF's).
         Some((0x01..=0xfa, _)) | Some((0xfc..=0xfd, _)) => (ResultKind::ResultSet, 0, 0),
         _ => (ResultKind::Other, 0, 0),
     }
 }
 
-/// The payloads of the packets in raw frames (continuations joined).
+/// The payloads of the packets in raw frames (continuations joined); a
+/// packet cut short at the end is left out.
 fn split_payloads(raw: &[u8]) -> RVec<RVec<u8>> {
     let mut payloads = RVec::new();
-    let mut current: Vec<u8> = Vec::new();
-    let mut pos = 0;
-    while let Some((len, _)) = codec::parse_header(&raw[pos..]) {
-        let start = pos + HEADER_LEN;
-        let Some(chunk) = raw.get(start..start + len) else {
-            break;
-        };
-        current.extend_from_slice(chunk);
-        if len < codec::MAX_PAYLOAD_CHUNK {
-            payloads.push(RVec::from(std::mem::take(&mut current)));
+    let mut frames = codec::frames(raw);
+    loop {
+        let mut payload = Vec::new();
+        if frames.join_packet(&mut payload).is_none() {
+            return payloads;
         }
-        pos = start + len;
+        payloads.push(RVec::from(payload));
     }
-    payloads
 }
 
 fn micros(duration: std::time::Duration) -> u64 {
@@ -461,6 +458,25 @@ mod tests {
         let mut summary = Summary::default();
         summary.note_first_packet(payload);
         summary
+    }
+
+    #[test]
+    fn buffered_frames_split_into_joined_payloads() {
+        let big: Vec<u8> = (0..codec::MAX_PAYLOAD_CHUNK + 3).map(|i| i as u8).collect();
+        let mut raw = BytesMut::new();
+        let next = codec::encode_packet(1, b"\x01", &mut raw);
+        let next = codec::encode_packet(next, &big, &mut raw);
+        let next = codec::encode_packet(next, b"", &mut raw);
+        let whole = raw.len();
+        codec::encode_packet(next, b"cut short", &mut raw);
+        let payloads = split_payloads(&raw[..raw.len() - 1]);
+        assert_eq!(payloads.len(), 3);
+        assert_eq!(payloads[0].as_slice(), b"\x01");
+        assert!(payloads[1].as_slice() == &big[..]);
+        assert!(payloads[2].is_empty());
+        assert_eq!(split_payloads(&raw[..whole]).len(), 3);
+        assert_eq!(split_payloads(&raw).len(), 4);
+        assert!(split_payloads(&[]).is_empty());
     }
 
     #[test]

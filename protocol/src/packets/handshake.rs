@@ -603,6 +603,19 @@ pub struct AuthSwitchRequest {
 }
 
 impl AuthSwitchRequest {
+    /// The switch to `plugin_name` with `challenge` as a server sends it:
+    /// servers end the challenge with a NUL (for `mysql_native_password`,
+    /// the 20-byte scramble and a NUL), which clients expect.
+    pub fn with_challenge(plugin_name: Bytes, challenge: &[u8]) -> Self {
+        let mut plugin_data = BytesMut::with_capacity(challenge.len() + 1);
+        plugin_data.put_slice(challenge);
+        plugin_data.put_u8(0);
+        AuthSwitchRequest {
+            plugin_name,
+            plugin_data: plugin_data.freeze(),
+        }
+    }
+
     pub fn decode(payload: &Bytes) -> Result<Self, DecodeError> {
         let mut r = Reader::with_context(payload, "AuthSwitchRequest");
         if r.u8()? != AUTH_SWITCH_HEADER {
@@ -689,6 +702,21 @@ impl AuthMoreData {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_auth_switch_with_a_challenge_ends_it_with_a_nul() {
+        let switch = AuthSwitchRequest::with_challenge(
+            Bytes::from_static(b"mysql_native_password"),
+            &[7; 20],
+        );
+        let mut expected = b"\xfemysql_native_password\0".to_vec();
+        expected.extend_from_slice(&[7; 20]);
+        expected.push(0);
+        let bytes = switch.to_bytes();
+        assert_eq!(&bytes[..], &expected[..]);
+        assert_eq!(AuthSwitchRequest::decode(&bytes).unwrap(), switch);
+        assert_eq!(switch.plugin_data.len(), 21);
+    }
 
     #[test]
     fn removing_capabilities_changes_only_their_bits() {

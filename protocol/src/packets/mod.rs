@@ -10,11 +10,15 @@
 //! Encoders write what the fields say; where the wire layout depends on the
 //! negotiated capabilities, they take the same capabilities as the decoder.
 
+mod command;
 mod generic;
 mod handshake;
 mod resultset;
 mod stmt;
 
+pub use command::{
+    ComChangeUser, ComInitDb, ComPing, ComQuery, ComQuit, ComResetConnection, ComSetOption,
+};
 pub use generic::{EofPacket, ErrPacket, OkPacket};
 pub use handshake::{
     parse_connect_attrs, AuthMoreData, AuthSwitchRequest, AuthSwitchResponse, HandshakeResponse41,

@@ -6,7 +6,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::share;
 use super::OkPacket;
 use crate::constants::{
-    CapabilityFlags, ColumnFlags, ColumnType, StatusFlags, CHARSET_BINARY,
+    CapabilityFlags, ColumnFlags, ColumnType, StatusFlags, BINARY_ROW_HEADER, CHARSET_BINARY,
     CHARSET_UTF8MB4_GENERAL_CI, NULL_VALUE,
 };
 use crate::lenenc::{lenenc_bytes_len, put_lenenc_bytes, put_lenenc_int, DecodeError, Reader};
@@ -275,7 +275,7 @@ impl BinaryRow {
     ) -> Result<Self, DecodeError> {
         let n = types.len();
         let mut r = Reader::with_context(payload, "BinaryRow header");
-        if r.u8()? != 0x00 {
+        if r.u8()? != BINARY_ROW_HEADER {
             return Err(r.invalid());
         }
         r.set_context("BinaryRow null bitmap");
@@ -344,7 +344,7 @@ impl BinaryRow {
                     .map(|v| v.len() + 9)
                     .sum::<usize>(),
         );
-        out.put_u8(0x00);
+        out.put_u8(BINARY_ROW_HEADER);
         out.put_slice(&bitmap);
         for (t, v) in types.zip(&self.values) {
             if let Some(v) = v {
