@@ -19,15 +19,18 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::SystemTime;
 
-use mlua::{Function, Lua, MultiValue, RegistryKey, Table, Value};
+use mlua::{AnyUserData, Function, Lua, MultiValue, RegistryKey, Table, Value};
 
+use crate::connection::SessionAccess;
 use crate::constants::{PROXY_CONSTANTS, PROXY_VERSION};
 
-/// Sets up `_G.proxy` and returns the function that points its redirection
-/// at a connection's private table (or at none, with nil).
+/// Sets up `_G.proxy` and returns two functions: one that points its
+/// redirection at a connection's private table and `proxy.connection` at
+/// the hook's session (or at none, with nils), and one that makes a
+/// connection's `proxy.connection` object.
 const PROXY_PRELUDE: &str = r#"
 local constants, version = ...
-local current
+local current, session
 local proxy = { global = { config = {} } }
 for name, value in pairs(constants) do proxy[name] = value end
 proxy.PROXY_VERSION = version
@@ -42,8 +45,19 @@ setmetatable(proxy, {
         current[key] = value
     end,
 })
+local function hook_session()
+    if session == nil then
+        error("proxy.connection is only usable while a hook runs", 3)
+    end
+    return session
+end
+local connection_mt = {
+    __index = function(_, key) return hook_session():get(key) end,
+    __newindex = function(_, key, value) hook_session():set(key, value) end,
+}
 _G.proxy = proxy
-return function(private) current = private end
+return function(private, hook) current = private; session = hook end,
+    function() return setmetatable({}, connection_mt) end
 "#;
 
 /// Why a script could not run for a connection, or what its hook raised.
@@ -92,8 +106,11 @@ struct Compiled {
 
 struct Inner {
     lua: Lua,
-    /// Points `proxy`'s redirection at a connection's private table.
+    /// Points `proxy`'s redirection at a connection's private table, and
+    /// `proxy.connection` at a hook's session.
     point_proxy: RegistryKey,
+    /// Makes a connection's `proxy.connection` object.
+    new_connection: RegistryKey,
     scripts: HashMap<PathBuf, Compiled>,
 }
 
@@ -129,15 +146,17 @@ impl Runtime {
         for (name, value) in PROXY_CONSTANTS {
             constants.set(*name, *value)?;
         }
-        let point_proxy: Function = lua
+        let (point_proxy, new_connection): (Function, Function) = lua
             .load(PROXY_PRELUDE)
             .set_name("=proxy")
             .call((constants, PROXY_VERSION))?;
         let point_proxy = lua.create_registry_value(point_proxy)?;
+        let new_connection = lua.create_registry_value(new_connection)?;
         Ok(Self {
             inner: Mutex::new(Inner {
                 lua,
                 point_proxy,
+                new_connection,
                 scripts: HashMap::new(),
             }),
         })
@@ -153,46 +172,48 @@ impl Runtime {
     }
 
     /// Calls hook `hook` of the connection's script with the arguments
-    /// `args` builds. The first call instantiates the script for the
-    /// connection (compiling the file first if it is new or changed), and
-    /// fails as 0.8 does if that fails. During the call `proxy` points at
-    /// the connection's private table (see [`Runtime::with_private`] to
-    /// prepare it, e.g. empty `proxy.queries`, or read it afterwards).
+    /// `args` builds, `proxy.connection` reaching `session` meanwhile. The
+    /// first call instantiates the script for the connection (compiling
+    /// the file first if it is new or changed), and fails as 0.8 does if
+    /// that fails. During the call `proxy` points at the connection's
+    /// private table (see [`Runtime::with_private`] to prepare it, e.g.
+    /// empty `proxy.queries`, or read it afterwards).
     pub fn call_hook(
         &self,
         connection: &mut Connection,
         hook: &str,
+        session: Option<SessionAccess<'_, '_>>,
         args: impl FnOnce(&Lua) -> mlua::Result<MultiValue>,
     ) -> Result<Outcome, ScriptError> {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        let scope = match &connection.scope {
-            Some(scope) => scope,
-            None => {
-                let scope = inner.instantiate(&connection.script)?;
-                connection.scope.insert(scope)
-            }
+        let loader = match connection.scope {
+            Some(_) => None,
+            None => Some(inner.compiled(&connection.script)?),
         };
-        let lua = &inner.lua;
+        let inner = &*inner;
         let hook_error = |error: mlua::Error| ScriptError::Hook {
             hook: hook.to_string(),
             message: message_of(&error),
         };
-        let env: Table = lua.registry_value(&scope.env).map_err(hook_error)?;
-        let Value::Function(function) = env.get::<Value>(hook).map_err(hook_error)? else {
-            return Ok(Outcome::Absent);
-        };
-        inner
-            .point_proxy_at(Some(&scope.private))
-            .map_err(hook_error)?;
-        let returned = args(lua).and_then(|args| function.call::<MultiValue>(args));
-        let _ = inner.point_proxy_at(None);
-        let returned = returned.map_err(hook_error)?;
-        Ok(Outcome::Returned(
-            returned
-                .into_iter()
-                .next()
-                .and_then(|value| decision(&value)),
-        ))
+        let called = inner.lua.scope(|scope| {
+            let session = session
+                .map(|session| scope.create_userdata(session))
+                .transpose()?;
+            if let Some(loader) = loader {
+                match inner.instantiate(loader, session.as_ref()) {
+                    Ok(instance) => connection.scope = Some(instance),
+                    Err(error) => return Ok(Err(HookFailure::Script(error))),
+                }
+            }
+            let Some(instance) = &connection.scope else {
+                return Ok(Ok(Outcome::Absent));
+            };
+            Ok(inner.call(instance, hook, session.as_ref(), args))
+        });
+        called.map_err(hook_error)?.map_err(|error| match error {
+            HookFailure::Script(error) => error,
+            HookFailure::Lua(error) => hook_error(error),
+        })
     }
 
     /// Runs `work` on the connection's private part of `proxy` (its
@@ -227,8 +248,11 @@ impl Runtime {
 impl Inner {
     /// The script's body run once for a new connection, in globals of its
     /// own.
-    fn instantiate(&mut self, path: &Path) -> Result<Scope, ScriptError> {
-        let loader = self.compiled(path)?;
+    fn instantiate(
+        &self,
+        loader: Function,
+        session: Option<&AnyUserData>,
+    ) -> Result<Scope, ScriptError> {
         let lua = &self.lua;
         let load_error = |error: mlua::Error| ScriptError::Load(message_of(&error));
         let body: Function = loader.call(()).map_err(load_error)?;
@@ -241,19 +265,52 @@ impl Inner {
             .call::<()>((body.clone(), env.clone()))
             .map_err(load_error)?;
         let private = lua.create_table().map_err(load_error)?;
+        let new_connection: Function = lua
+            .registry_value(&self.new_connection)
+            .map_err(load_error)?;
+        private
+            .set(
+                "connection",
+                new_connection.call::<Table>(()).map_err(load_error)?,
+            )
+            .map_err(load_error)?;
         let private_key = lua.create_registry_value(private).map_err(load_error)?;
         // The top level runs with `proxy` pointed at the connection: a
-        // script may set `proxy.x` there too.
-        self.point_proxy_at(Some(&private_key))
+        // script may use `proxy.connection` or set `proxy.x` there too.
+        self.point_proxy_at(Some(&private_key), session)
             .map_err(load_error)?;
         let ran = body.call::<()>(());
-        let _ = self.point_proxy_at(None);
+        let _ = self.point_proxy_at(None, None);
         ran.map_err(|error| ScriptError::Execute(message_of(&error)))?;
-        let env = self.lua.create_registry_value(env).map_err(load_error)?;
+        let env = lua.create_registry_value(env).map_err(load_error)?;
         Ok(Scope {
             env,
             private: private_key,
         })
+    }
+
+    /// Looks the hook up (the connection's globals, then `_G`) and calls it.
+    fn call(
+        &self,
+        instance: &Scope,
+        hook: &str,
+        session: Option<&AnyUserData>,
+        args: impl FnOnce(&Lua) -> mlua::Result<MultiValue>,
+    ) -> Result<Outcome, HookFailure> {
+        let lua = &self.lua;
+        let env: Table = lua.registry_value(&instance.env)?;
+        let Value::Function(function) = env.get::<Value>(hook)? else {
+            return Ok(Outcome::Absent);
+        };
+        self.point_proxy_at(Some(&instance.private), session)?;
+        let returned = args(lua).and_then(|args| function.call::<MultiValue>(args));
+        let _ = self.point_proxy_at(None, None);
+        Ok(Outcome::Returned(
+            returned?
+                .into_iter()
+                .next()
+                .and_then(|value| decision(&value)),
+        ))
     }
 
     /// The loader of the file's current version, compiled if the file is new
@@ -299,12 +356,31 @@ impl Inner {
         Ok(loader)
     }
 
-    fn point_proxy_at(&self, private: Option<&RegistryKey>) -> mlua::Result<()> {
+    fn point_proxy_at(
+        &self,
+        private: Option<&RegistryKey>,
+        session: Option<&AnyUserData>,
+    ) -> mlua::Result<()> {
         let point: Function = self.lua.registry_value(&self.point_proxy)?;
-        match private {
-            Some(key) => point.call::<()>(self.lua.registry_value::<Table>(key)?),
-            None => point.call::<()>(Value::Nil),
-        }
+        let private = match private {
+            Some(key) => Value::Table(self.lua.registry_value::<Table>(key)?),
+            None => Value::Nil,
+        };
+        let session = session.map_or(Value::Nil, |session| Value::UserData(session.clone()));
+        point.call::<()>((private, session))
+    }
+}
+
+/// Why a hook call failed: the script (loading, its top level) or Lua
+/// (the hook raised an error).
+enum HookFailure {
+    Script(ScriptError),
+    Lua(mlua::Error),
+}
+
+impl From<mlua::Error> for HookFailure {
+    fn from(error: mlua::Error) -> Self {
+        HookFailure::Lua(error)
     }
 }
 
@@ -349,7 +425,7 @@ mod tests {
         connection: &mut Connection,
         hook: &str,
     ) -> Result<Outcome, ScriptError> {
-        runtime.call_hook(connection, hook, |_| Ok(MultiValue::new()))
+        runtime.call_hook(connection, hook, None, |_| Ok(MultiValue::new()))
     }
 
     /// A hook's return value read back as a number.
