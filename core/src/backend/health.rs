@@ -17,8 +17,7 @@
 //! credentials, its error is logged): a typo in the credentials must not
 //! take every backend down.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,12 +55,15 @@ impl Default for HealthConfig {
     }
 }
 
-/// The actor running the checks.
+/// The actor running the checks. Each check runs as a task of its own; its
+/// verdict comes back to the actor as a message ([`Verdict`]), which the
+/// actor applies to the backend's state: the health results reach a
+/// backend's state one at a time, through one mailbox.
 pub struct HealthChecker {
     registry: Arc<BackendRegistry>,
     config: Arc<HealthConfig>,
     /// Backends with a check in flight (a slow check is not doubled up).
-    busy: HashMap<u32, Arc<AtomicBool>>,
+    busy: HashSet<u32>,
     logger: slog::Logger,
 }
 
@@ -70,47 +72,63 @@ impl HealthChecker {
         Self {
             registry,
             config: Arc::new(config),
-            busy: HashMap::new(),
+            busy: HashSet::new(),
             logger,
         }
     }
 
     /// Starts a check of every backend that is not offline and not already
     /// being checked.
-    fn check_all(&mut self) {
+    fn check_all(&mut self, ctx: &mut Context<Self>) {
         for backend in self.registry.all() {
-            if backend.state() == BackendState::Offline {
-                continue;
-            }
-            let busy = Arc::clone(self.busy.entry(backend.ndx).or_default());
-            if busy.swap(true, Ordering::AcqRel) {
+            if backend.state() == BackendState::Offline || !self.busy.insert(backend.ndx) {
                 continue;
             }
             let config = Arc::clone(&self.config);
-            let logger = self.logger.clone();
+            let checker = ctx.address();
             actix_rt::spawn(async move {
-                let outcome = tokio::time::timeout(config.timeout, check(&backend, &config)).await;
-                match outcome {
-                    Ok(Ok(())) => backend.mark_up("health check passed"),
-                    Ok(Err(Failure::Down(reason))) => {
-                        backend.mark_down(&format!("health check failed: {reason}"))
-                    }
-                    Ok(Err(Failure::Refused(message))) => {
-                        slog::warn!(
-                            logger,
-                            "backend {}: health-check login refused ({}); counting it as up",
-                            backend.name,
-                            message
-                        );
-                        backend.mark_up("health check: server answers");
-                    }
-                    Err(_) => backend.mark_down(&format!(
-                        "health check failed: no answer within {} ms",
-                        config.timeout.as_millis()
-                    )),
-                }
-                busy.store(false, Ordering::Release);
+                let outcome = tokio::time::timeout(config.timeout, check(&backend, &config))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(Failure::Down(format!(
+                            "no answer within {} ms",
+                            config.timeout.as_millis()
+                        )))
+                    });
+                checker.do_send(Verdict { backend, outcome });
             });
+        }
+    }
+}
+
+/// The outcome of one check of one backend, for the checker to apply.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Verdict {
+    backend: Arc<Backend>,
+    outcome: Result<(), Failure>,
+}
+
+impl Handler<Verdict> for HealthChecker {
+    type Result = ();
+
+    fn handle(&mut self, verdict: Verdict, _: &mut Self::Context) {
+        let Verdict { backend, outcome } = verdict;
+        self.busy.remove(&backend.ndx);
+        match outcome {
+            Ok(()) => backend.mark_up("health check passed"),
+            Err(Failure::Down(reason)) => {
+                backend.mark_down(&format!("health check failed: {reason}"))
+            }
+            Err(Failure::Refused(message)) => {
+                slog::warn!(
+                    self.logger,
+                    "backend {}: health-check login refused ({}); counting it as up",
+                    backend.name,
+                    message
+                );
+                backend.mark_up("health check: server answers");
+            }
         }
     }
 }
@@ -133,8 +151,8 @@ impl Actor for HealthChecker {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.registry.set_health_checked(true);
-        self.check_all();
-        ctx.run_interval(self.config.interval, |checker, _| checker.check_all());
+        self.check_all(ctx);
+        ctx.run_interval(self.config.interval, |checker, ctx| checker.check_all(ctx));
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
