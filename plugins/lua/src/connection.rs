@@ -190,7 +190,7 @@ impl SessionAccess<'_, '_> {
 /// An address object: `name` as given (`ip:port`, `[ip6]:port` or a
 /// socket path), `address` (the IP or the path), `port` (nil for a Unix
 /// socket) and `type` (the address family: 2 IPv4, 10 IPv6, 1 Unix).
-fn address(lua: &Lua, name: &str) -> mlua::Result<mlua::Table> {
+pub(crate) fn address(lua: &Lua, name: &str) -> mlua::Result<mlua::Table> {
     let table = lua.create_table()?;
     table.set("name", name)?;
     let parsed = name
@@ -327,7 +327,7 @@ mod tests {
             session: &mut session,
             captured: &captured,
         };
-        runtime.call_hook(&mut connection, "read_query", Some(access), |_| {
+        runtime.call_hook(&mut connection, "read_query", Some(access), |_, _| {
             Ok(MultiValue::new())
         })
     }

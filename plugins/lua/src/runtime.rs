@@ -172,7 +172,9 @@ impl Runtime {
     }
 
     /// Calls hook `hook` of the connection's script with the arguments
-    /// `args` builds, `proxy.connection` reaching `session` meanwhile. The
+    /// `args` builds (it also gets the connection's private part of
+    /// `proxy`, to prepare, e.g. `proxy.queries`), `proxy.connection`
+    /// reaching `session` meanwhile. The
     /// first call instantiates the script for the connection (compiling
     /// the file first if it is new or changed), and fails as 0.8 does if
     /// that fails. During the call `proxy` points at the connection's
@@ -183,7 +185,7 @@ impl Runtime {
         connection: &mut Connection,
         hook: &str,
         session: Option<SessionAccess<'_, '_>>,
-        args: impl FnOnce(&Lua) -> mlua::Result<MultiValue>,
+        args: impl FnOnce(&Lua, &Table) -> mlua::Result<MultiValue>,
     ) -> Result<Outcome, ScriptError> {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let loader = match connection.scope {
@@ -231,6 +233,13 @@ impl Runtime {
             lua.registry_value::<Table>(&scope.private)
                 .and_then(|private| work(lua, &private)),
         )
+    }
+
+    /// Runs `work` on the Lua state, under the lock (to install what lives
+    /// in `_G`, such as `proxy.global.backends`).
+    pub fn with_lua<R>(&self, work: impl FnOnce(&Lua) -> R) -> R {
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        work(&inner.lua)
     }
 
     /// Releases what the connection holds in the Lua state (after its
@@ -295,7 +304,7 @@ impl Inner {
         instance: &Scope,
         hook: &str,
         session: Option<&AnyUserData>,
-        args: impl FnOnce(&Lua) -> mlua::Result<MultiValue>,
+        args: impl FnOnce(&Lua, &Table) -> mlua::Result<MultiValue>,
     ) -> Result<Outcome, HookFailure> {
         let lua = &self.lua;
         let env: Table = lua.registry_value(&instance.env)?;
@@ -303,7 +312,8 @@ impl Inner {
             return Ok(Outcome::Absent);
         };
         self.point_proxy_at(Some(&instance.private), session)?;
-        let returned = args(lua).and_then(|args| function.call::<MultiValue>(args));
+        let private: Table = lua.registry_value(&instance.private)?;
+        let returned = args(lua, &private).and_then(|args| function.call::<MultiValue>(args));
         let _ = self.point_proxy_at(None, None);
         Ok(Outcome::Returned(
             returned?
@@ -425,7 +435,7 @@ mod tests {
         connection: &mut Connection,
         hook: &str,
     ) -> Result<Outcome, ScriptError> {
-        runtime.call_hook(connection, hook, None, |_| Ok(MultiValue::new()))
+        runtime.call_hook(connection, hook, None, |_, _| Ok(MultiValue::new()))
     }
 
     /// A hook's return value read back as a number.

@@ -1,12 +1,20 @@
 //! The proxy plugin: listens on `--proxy-address` and relays every client to
-//! a backend from `--proxy-backend-addresses`, the way MySQL Proxy 0.8 does
-//! without a script (authentication passes through to the backend; commands
-//! and results are relayed unchanged).
+//! a backend from `--proxy-backend-addresses`, the way MySQL Proxy 0.8 does:
+//! without a script, authentication passes through to the backend and
+//! commands and results are relayed unchanged; with `--proxy-lua-script`,
+//! the script's hooks decide (docs/LUA.md).
 
+use mysql_proxy_lua::hooks::{Script, ScriptHooks};
 use mysql_proxy_plugin_abi::{
-    abi_stable::{export_root_module, nonexhaustive_enum::NonExhaustive, std_types::RResult},
-    BackendType, Hooks, HostHandle, ListenerSpec, LogLevel, OptionKind, OptionSpec, Plugin,
-    PluginDefinition, PluginModuleRef, PluginOptions, Session,
+    abi_stable::{
+        export_root_module,
+        nonexhaustive_enum::NonExhaustive,
+        std_types::{RResult, RVec},
+    },
+    AuthDecision, AuthResultDecision, BackendType, ConnectDecision, HandshakeDecision, Hooks,
+    HostHandle, InjectedResult, Injection, ListenerSpec, LogLevel, OptionKind, OptionSpec, Plugin,
+    PluginDefinition, PluginModuleRef, PluginOptions, QueryDecision, ResultDecision, Session,
+    SqlError,
 };
 
 /// Backend used when `--proxy-backend-addresses` is not given.
@@ -21,6 +29,8 @@ fn root() -> PluginModuleRef {
 pub struct ProxyPlugin {
     /// `None` with `--no-proxy`: the plugin is loaded but does not listen.
     listener: Option<ListenerSpec>,
+    /// `--proxy-lua-script`.
+    script: Option<Script>,
 }
 
 impl PluginDefinition for ProxyPlugin {
@@ -49,14 +59,17 @@ impl PluginDefinition for ProxyPlugin {
     }
 
     fn init(options: &PluginOptions, host: HostHandle) -> Result<Self, String> {
-        if let Some(script) = options.get("proxy-lua-script") {
-            return Err(format!(
-                "--proxy-lua-script={script}: Lua scripting is not available in this version"
-            ));
-        }
         if options.flag("no-proxy") {
-            return Ok(Self { listener: None });
+            return Ok(Self {
+                listener: None,
+                script: None,
+            });
         }
+        let script = options
+            .get("proxy-lua-script")
+            .map(|path| Script::new(std::path::Path::new(path), host.clone()))
+            .transpose()
+            .map_err(|e| format!("--proxy-lua-script: {e}"))?;
         let mut listener =
             ListenerSpec::new("proxy", options.get("proxy-address").unwrap_or(":4040"));
         for (option, field) in [
@@ -119,23 +132,90 @@ impl PluginDefinition for ProxyPlugin {
         }
         Ok(Self {
             listener: Some(listener),
+            script,
         })
     }
 }
 
 impl Plugin for ProxyPlugin {
-    type Hooks = RelayHooks;
+    type Hooks = ProxyHooks;
 
     fn listeners(&self) -> Vec<ListenerSpec> {
         self.listener.iter().cloned().collect()
     }
 
-    fn new_session(&self, _session: &Session<'_>) -> RelayHooks {
-        RelayHooks
+    fn new_session(&self, _session: &Session<'_>) -> ProxyHooks {
+        ProxyHooks(self.script.as_ref().map(Script::hooks))
     }
 }
 
-/// Without a script every hook keeps its default: relay unchanged.
-pub struct RelayHooks;
+/// A connection's hooks: the script's, or, without a script, every hook's
+/// default (relay unchanged).
+pub struct ProxyHooks(Option<ScriptHooks>);
 
-impl Hooks for RelayHooks {}
+/// The script's hook if there is a script, else the default one.
+macro_rules! scripted {
+    ($self:ident, $hook:ident($($arg:expr),*)) => {
+        match &mut $self.0 {
+            Some(script) => script.$hook($($arg),*),
+            None => NoScript.$hook($($arg),*),
+        }
+    };
+}
+
+/// The hooks' defaults.
+struct NoScript;
+
+impl Hooks for NoScript {}
+
+impl Hooks for ProxyHooks {
+    fn connect_server(&mut self, session: &mut Session<'_>) -> Result<ConnectDecision, SqlError> {
+        scripted!(self, connect_server(session))
+    }
+
+    fn read_handshake(
+        &mut self,
+        session: &mut Session<'_>,
+        handshake: &[u8],
+    ) -> Result<HandshakeDecision, SqlError> {
+        scripted!(self, read_handshake(session, handshake))
+    }
+
+    fn read_auth(
+        &mut self,
+        session: &mut Session<'_>,
+        auth: &[u8],
+    ) -> Result<AuthDecision, SqlError> {
+        scripted!(self, read_auth(session, auth))
+    }
+
+    fn read_auth_result(
+        &mut self,
+        session: &mut Session<'_>,
+        result: &[u8],
+    ) -> Result<AuthResultDecision, SqlError> {
+        scripted!(self, read_auth_result(session, result))
+    }
+
+    fn read_query(
+        &mut self,
+        session: &mut Session<'_>,
+        packet: &[u8],
+        queue: &mut RVec<Injection>,
+    ) -> Result<QueryDecision, SqlError> {
+        scripted!(self, read_query(session, packet, queue))
+    }
+
+    fn read_query_result(
+        &mut self,
+        session: &mut Session<'_>,
+        result: &InjectedResult<'_>,
+        queue: &mut RVec<Injection>,
+    ) -> Result<ResultDecision, SqlError> {
+        scripted!(self, read_query_result(session, result, queue))
+    }
+
+    fn disconnect_client(&mut self, session: &mut Session<'_>) {
+        scripted!(self, disconnect_client(session))
+    }
+}

@@ -1,0 +1,209 @@
+//! MySQL Proxy 0.8 scripts through the real proxy (`--proxy-lua-script`),
+//! a real MariaDB behind it and a real client in front: answering queries,
+//! injecting and rewriting them, reading their results, per-connection
+//! globals and `proxy.global`, `proxy.connection`, and errors in scripts.
+
+// A failed expectation here is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+
+use mysql::prelude::Queryable;
+use mysql::Conn;
+use mysql_proxy_tests::{MariaDb, Proxy};
+
+/// The test's script file, in a directory kept as long as the test runs.
+fn script(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("script.lua");
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
+/// The proxy in front of `server`, running `script`.
+fn proxy_with(server: &MariaDb, script: &std::path::Path) -> Proxy {
+    Proxy::builder()
+        .backend(server.addr())
+        .arg(format!("--proxy-lua-script={}", script.display()))
+        .start()
+        .expect("proxy with a script")
+}
+
+fn one(conn: &mut Conn, query: &str) -> String {
+    conn.query_first::<String, _>(query).unwrap().unwrap()
+}
+
+#[test]
+fn a_script_answers_injects_and_rewrites() {
+    let server = MariaDb::start();
+    let (_dir, path) = script(
+        r#"
+local COM_QUERY = string.char(proxy.COM_QUERY)
+
+function read_query(packet)
+    if packet:byte() ~= proxy.COM_QUERY then return end
+    local query = packet:sub(2)
+    if query == "SELECT 'answer'" then
+        proxy.response = {
+            type = proxy.MYSQLD_PACKET_OK,
+            resultset = {
+                fields = { { name = "engine", type = proxy.MYSQL_TYPE_STRING } },
+                rows = { { _VERSION } },
+            },
+        }
+        return proxy.PROXY_SEND_RESULT
+    elseif query == "SELECT 'rows'" then
+        proxy.queries:append(1, COM_QUERY .. "SELECT 1 UNION SELECT 2 UNION SELECT 3",
+            { resultset_is_needed = true })
+        return proxy.PROXY_SEND_QUERY
+    elseif query == "SELECT 'rewrite'" then
+        proxy.queries:append(2, COM_QUERY .. "SELECT 'rewritten'")
+        return proxy.PROXY_SEND_QUERY
+    elseif query == "SELECT 'refuse'" then
+        proxy.response = { type = proxy.MYSQLD_PACKET_ERR, errmsg = "not here", errcode = 1234 }
+        return proxy.PROXY_SEND_RESULT
+    end
+end
+
+function read_query_result(inj)
+    if inj.id == 1 then
+        local n, sum = 0, 0
+        for row in inj.resultset.rows do
+            n = n + 1
+            sum = sum + tonumber(row[1])
+        end
+        proxy.response = {
+            type = proxy.MYSQLD_PACKET_OK,
+            resultset = {
+                fields = { { name = "summary" } },
+                rows = { { n .. ":" .. sum .. ":" .. inj.resultset.row_count .. ":" .. inj.query:sub(2, 7) } },
+            },
+        }
+        return proxy.PROXY_SEND_RESULT
+    end
+end
+"#,
+    );
+    let proxy = proxy_with(&server, &path);
+    let mut conn = proxy.endpoint().root_conn();
+    assert_eq!(one(&mut conn, "SELECT 'answer'"), "Lua 5.1");
+    assert_eq!(one(&mut conn, "SELECT 'rows'"), "3:6:3:SELECT");
+    assert_eq!(one(&mut conn, "SELECT 'rewrite'"), "rewritten");
+    let error = conn.query_drop("SELECT 'refuse'").unwrap_err();
+    match error {
+        mysql::Error::MySqlError(error) => {
+            assert_eq!((error.code, error.message.as_str()), (1234, "not here"))
+        }
+        other => panic!("{other:?}"),
+    }
+    // Anything else goes to the server unchanged.
+    let port: u16 = conn.query_first("SELECT @@port").unwrap().unwrap();
+    assert_eq!(port, server.port());
+}
+
+#[test]
+fn globals_are_per_connection_and_proxy_global_is_shared() {
+    let server = MariaDb::start();
+    let (_dir, path) = script(
+        r#"
+local mine = 0
+
+function read_query(packet)
+    if packet:sub(2) ~= "SELECT 'count'" then return end
+    mine = mine + 1
+    proxy.global.total = (proxy.global.total or 0) + 1
+    proxy.response = {
+        type = proxy.MYSQLD_PACKET_OK,
+        resultset = {
+            fields = { { name = "counts" } },
+            rows = { { mine .. "/" .. proxy.global.total } },
+        },
+    }
+    return proxy.PROXY_SEND_RESULT
+end
+"#,
+    );
+    let proxy = proxy_with(&server, &path);
+    let (mut first, mut second) = (proxy.endpoint().root_conn(), proxy.endpoint().root_conn());
+    assert_eq!(one(&mut first, "SELECT 'count'"), "1/1");
+    assert_eq!(one(&mut first, "SELECT 'count'"), "2/2");
+    assert_eq!(one(&mut second, "SELECT 'count'"), "1/3");
+}
+
+#[test]
+fn scripts_read_and_change_the_connection() {
+    let server = MariaDb::start();
+    let (_dir, path) = script(
+        r#"
+function read_query(packet)
+    local query = packet:sub(2)
+    local c = proxy.connection
+    if query == "SELECT 'who'" then
+        proxy.response = {
+            type = proxy.MYSQLD_PACKET_OK,
+            resultset = {
+                fields = { { name = "who" } },
+                rows = { { c.client.username .. "@" .. c.client.default_db .. " on " ..
+                    c.backend_ndx .. " " .. proxy.global.backends[c.backend_ndx].dst.name ..
+                    " of " .. #proxy.global.backends } },
+            },
+        }
+        return proxy.PROXY_SEND_RESULT
+    elseif query == "SELECT 'bye'" then
+        c.connection_close = true
+    end
+end
+"#,
+    );
+    let proxy = proxy_with(&server, &path);
+    let mut conn = proxy.endpoint().root_conn();
+    assert_eq!(
+        one(&mut conn, "SELECT 'who'"),
+        format!("root@test on 1 {} of 1", server.addr())
+    );
+    // Forwarded, answered by the server, then the connection closes.
+    assert_eq!(one(&mut conn, "SELECT 'bye'"), "bye");
+    assert!(
+        conn.query_drop("SELECT 1").is_err(),
+        "closed after the reply"
+    );
+}
+
+#[test]
+fn errors_in_a_script_end_no_more_than_mysql_proxy_ends() {
+    let server = MariaDb::start();
+    // A hook's error: logged, and the query goes to the server as it is.
+    let (_dir, path) = script(
+        r#"
+function read_query(packet)
+    if packet:sub(2) == "SELECT 'boom'" then error("boom") end
+end
+"#,
+    );
+    let proxy = proxy_with(&server, &path);
+    let mut conn = proxy.endpoint().root_conn();
+    assert_eq!(one(&mut conn, "SELECT 'boom'"), "boom");
+    assert_eq!(one(&mut conn, "SELECT 'still'"), "still");
+    let log = proxy.stderr_text();
+    assert!(
+        log.contains("(read_query)") && log.contains(":3: boom"),
+        "{log}"
+    );
+    drop(proxy);
+
+    // A script that cannot be compiled: every client is told, the proxy
+    // stays up.
+    let (_dir, broken) = script("function read_query(packet)\n  if then\nend\n");
+    let proxy = proxy_with(&server, &broken);
+    for _ in 0..2 {
+        match Conn::new(proxy.endpoint().root_opts()) {
+            Err(mysql::Error::MySqlError(error)) => {
+                assert!(error.message.contains("failed to load"), "{error:?}")
+            }
+            other => panic!(
+                "expected the load error, got {:?}",
+                other.map(|_| "a connection")
+            ),
+        }
+    }
+}
