@@ -207,3 +207,44 @@ end
         }
     }
 }
+
+#[test]
+fn scripts_require_mysql_proxys_modules() {
+    let server = MariaDb::start();
+    let (_dir, path) = script(
+        r#"
+local tokenizer = require("mysql.tokenizer")
+local password = require("mysql.password")
+require("chassis")
+
+function read_query(packet)
+    if packet:sub(2) ~= "SELECT 'modules'" then return end
+    local tokens = tokenizer.tokenize("SELECT a FROM t WHERE b = 1")
+    print("tokenized " .. #tokens)
+    proxy.response = {
+        type = proxy.MYSQLD_PACKET_OK,
+        resultset = {
+            fields = { { name = "modules" } },
+            rows = { { #tokens .. ":" .. tokens[1].token_name .. ":" .. #password.hash("secret")
+                .. ":" .. tostring(proto == nil) .. ":" .. tostring(tokenizer == _G.tokenizer) } },
+        },
+    }
+    return proxy.PROXY_SEND_RESULT
+end
+"#,
+    );
+    let proxy = Proxy::builder()
+        .backend(server.addr())
+        .arg(format!("--proxy-lua-script={}", path.display()))
+        .log_level("message")
+        .start()
+        .expect("proxy with a script");
+    let mut conn = proxy.endpoint().root_conn();
+    assert_eq!(
+        one(&mut conn, "SELECT 'modules'"),
+        "8:TK_SQL_SELECT:20:true:true"
+    );
+    // `print` goes to the log once `chassis` is required.
+    let log = proxy.stderr_text();
+    assert!(log.contains("tokenized 8"), "{log}");
+}

@@ -40,6 +40,7 @@ use crate::report::{num, Table};
 
 const USAGE: &str = "usage: bench/callgrind [--build-dir=DIR] [--baseline=DIR] [--no-build]
                        [--point-selects=N] [--connects=M] [--threads=T] [--rounds=R]
+                       [--proxy-arg=ARG ...]
   Instructions (callgrind Ir, all threads of the proxy, --event-threads=1)
   per relayed point select and per connect + SELECT 1 + quit cycle, each the
   difference of two runs (N and 2N events; M and 2M) divided by N (M); the
@@ -53,6 +54,9 @@ const USAGE: &str = "usage: bench/callgrind [--build-dir=DIR] [--baseline=DIR] [
   --connects=M       default 3000 (0: skip)
   --threads=T        sysbench client threads, default 8
   --rounds=R         repetitions of each pair of runs, default 3
+  --proxy-arg=ARG    an argument for the measured build's mysql-proxy only
+                     (repeatable), e.g. --proxy-arg=--proxy-lua-script=s.lua
+                     with --baseline=target/release: the cost of a script
   Raw outputs go to bench/results/callgrind/.";
 
 /// Rows of the sysbench table the point selects read (the proxy's work does
@@ -108,6 +112,8 @@ struct Options {
     connects: u64,
     threads: u32,
     rounds: u32,
+    /// Extra arguments of the measured build's proxy.
+    proxy_args: Vec<String>,
 }
 
 impl Options {
@@ -119,6 +125,7 @@ impl Options {
             connects: 3_000,
             threads: 8,
             rounds: 3,
+            proxy_args: Vec::new(),
         };
         for arg in args {
             let (name, value) = match arg.split_once('=') {
@@ -145,6 +152,9 @@ impl Options {
                 "--connects" => o.connects = int(value)?,
                 "--threads" => o.threads = int(value)?.clamp(1, 64) as u32,
                 "--rounds" => o.rounds = int(value)?.clamp(1, 20) as u32,
+                "--proxy-arg" => o
+                    .proxy_args
+                    .push(value.ok_or("--proxy-arg needs a value")?.to_string()),
                 // Handled by bench/callgrind.
                 "--no-build" => {}
                 "--help" | "-h" => return Err(String::new()),
@@ -185,6 +195,8 @@ struct Build {
     label: &'static str,
     source: PathBuf,
     copy: PathBuf,
+    /// Extra arguments of its proxy.
+    args: Vec<String>,
 }
 
 /// One proxy process under callgrind during one sysbench run.
@@ -270,10 +282,19 @@ fn measure(opts: &Options) -> Result<(), String> {
         let copy = copies.0.join(label.replace(' ', "-"));
         copy_build(source, &copy)?;
         say(started, &format!("{label}: {}", describe_build(source)));
+        let args = if label == "this build" {
+            opts.proxy_args.clone()
+        } else {
+            Vec::new()
+        };
+        if !args.is_empty() {
+            say(started, &format!("{label} runs with {}", args.join(" ")));
+        }
         builds.push(Build {
             label,
             source: source.clone(),
             copy,
+            args,
         });
     }
 
@@ -539,7 +560,8 @@ fn run_once(
         .arg(format!("--proxy-address=127.0.0.1:{port}"))
         .arg(format!("--proxy-backend-addresses={}", db.addr()))
         .arg("--log-level=critical")
-        .arg("--event-threads=1");
+        .arg("--event-threads=1")
+        .args(&build.args);
     let log = fs::File::create(&proxy_log)
         .map_err(|e| format!("creating {}: {e}", proxy_log.display()))?;
     let log_err = log

@@ -1,8 +1,15 @@
 //! `proxy.connection` (MySQL Proxy 0.8's connection object): the session
 //! as a script reads and changes it. The object a script holds is a plain
-//! table of the connection's own; its reads and writes go, through the
-//! runtime, to the [`SessionAccess`] of the hook being run, which borrows
-//! the host's session for the length of that hook only.
+//! table of the connection's own; its reads and writes go to one userdata
+//! for the whole Lua state, a [`SessionSlot`], which the runtime points at
+//! the [`SessionAccess`] of the hook being run (borrowing the host's
+//! session) for the length of that hook only. One slot made once, rather
+//! than a userdata made for each hook call, keeps a hook call from
+//! allocating (and the garbage collector from running) for it.
+
+use std::cell::Cell;
+use std::ptr::NonNull;
+use std::sync::Arc;
 
 use mlua::{Lua, UserData, UserDataMethods, Value};
 use mysql_proxy_plugin_abi::abi_stable::std_types::{RNone, RSome};
@@ -35,18 +42,53 @@ enum Side {
     Server,
 }
 
-impl UserData for SessionAccess<'_, '_> {
+/// What `proxy.connection` does with the session of the hook being run.
+pub(crate) trait SessionOps {
+    fn get(&self, lua: &Lua, key: &str) -> mlua::Result<Value>;
+    fn set(&mut self, key: &str, value: Value) -> mlua::Result<()>;
+}
+
+/// Where the session of the hook being run is: set and cleared by the
+/// runtime from Rust (no Lua call), read by the [`SessionSlot`] userdata.
+#[derive(Default)]
+pub(crate) struct SlotCell {
+    pub(crate) current: Cell<Option<NonNull<dyn SessionOps>>>,
+}
+
+// SAFETY: the pointer is set, cleared and followed only under the
+// runtime's lock, on the thread holding it, while the hook it was set for
+// runs; the runtime clears it before that hook's session goes away
+// (runtime.rs, `SlotGuard`). No two threads reach it at once: the lock
+// serialises every use of the Lua state.
+unsafe impl Send for SlotCell {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for SlotCell {}
+
+/// The userdata every `proxy.connection` object reaches: it leads to the
+/// session of the hook being run, and to none between hooks.
+pub(crate) struct SessionSlot(pub(crate) Arc<SlotCell>);
+
+impl UserData for SessionSlot {
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
         methods.add_method("get", |lua, this, key: mlua::LuaString| {
-            this.get(lua, &key.to_str()?)
+            let session = this.0.current.get().ok_or_else(outside_a_hook)?;
+            // SAFETY: see `unsafe impl Send for SlotCell`: the session is
+            // alive while the pointer is set.
+            unsafe { session.as_ref() }.get(lua, &key.to_str()?)
         });
-        methods.add_method_mut("set", |_, this, (key, value): (mlua::LuaString, Value)| {
-            this.set(&key.to_str()?, value)
+        methods.add_method("set", |_, this, (key, value): (mlua::LuaString, Value)| {
+            let mut session = this.0.current.get().ok_or_else(outside_a_hook)?;
+            // SAFETY: as above; nothing else holds the session meanwhile.
+            unsafe { session.as_mut() }.set(&key.to_str()?, value)
         });
     }
 }
 
-impl SessionAccess<'_, '_> {
+fn outside_a_hook() -> mlua::Error {
+    mlua::Error::runtime("proxy.connection is only usable while a hook runs")
+}
+
+impl SessionOps for SessionAccess<'_, '_> {
     fn get(&self, lua: &Lua, key: &str) -> mlua::Result<Value> {
         match key {
             "backend_ndx" => Ok(Value::Integer(
@@ -101,7 +143,9 @@ impl SessionAccess<'_, '_> {
             ))),
         }
     }
+}
 
+impl SessionAccess<'_, '_> {
     /// A socket object: a read-only table of the side's fields (built on
     /// each read of `proxy.connection.client` / `.server`).
     fn socket(&self, lua: &Lua, side: Side) -> mlua::Result<Value> {
@@ -327,7 +371,7 @@ mod tests {
             session: &mut session,
             captured: &captured,
         };
-        runtime.call_hook(&mut connection, "read_query", Some(access), |_, _| {
+        runtime.call_hook(&mut connection, "read_query", Some(access), |_, _, _| {
             Ok(MultiValue::new())
         })
     }

@@ -24,7 +24,7 @@ use crate::constants::{PROXY_IGNORE_RESULT, PROXY_SEND_QUERY, PROXY_SEND_RESULT}
 use crate::injection::{self, InjectionMeta};
 use crate::queries::{self, Queries, Queued};
 use crate::response;
-use crate::runtime::{Connection, Outcome, Runtime, ScriptError};
+use crate::runtime::{Connection, Keys, Outcome, Runtime, ScriptError};
 
 /// The message a client gets when the script cannot be loaded (0.8's).
 const FAILED_TO_LOAD: &str = "MySQL Proxy Lua script failed to load. Check the error log.";
@@ -44,7 +44,10 @@ impl Script {
     pub fn new(path: &Path, host: HostHandle) -> Result<Self, String> {
         let runtime = Runtime::new().map_err(|e| format!("starting Lua: {e}"))?;
         runtime
-            .with_lua(|lua| crate::backends::install(lua, host.clone()))
+            .with_lua(|lua| {
+                crate::backends::install(lua, host.clone())?;
+                crate::modules::install(lua, host.clone())
+            })
             .map_err(|e| format!("starting Lua: {e}"))?;
         Ok(Self {
             runtime: Arc::new(runtime),
@@ -83,13 +86,13 @@ pub struct ScriptHooks {
 
 impl ScriptHooks {
     /// Runs hook `hook` with `args`, `proxy.connection` reaching `session`
-    /// and `proxy.queries` the connection's queue (set again before every
-    /// hook, as 0.8 did, in case a script replaced it).
+    /// and `proxy.queries` the connection's queue (checked before every
+    /// hook, as 0.8 set it again, in case a script replaced it).
     fn call(
         &mut self,
         session: &mut Session<'_>,
         hook: &str,
-        args: impl FnOnce(&Lua, &Table) -> mlua::Result<MultiValue>,
+        args: impl FnOnce(&Lua, &Table, &Keys) -> mlua::Result<MultiValue>,
     ) -> Result<Outcome, ScriptError> {
         let Some(connection) = self.connection.as_mut() else {
             return Ok(Outcome::Absent);
@@ -99,12 +102,21 @@ impl ScriptHooks {
             captured: &self.captured,
         };
         let queries = &self.queries;
-        let outcome = self
-            .runtime
-            .call_hook(connection, hook, Some(access), |lua, private| {
-                queries.install(private)?;
-                args(lua, private)
-            });
+        let outcome =
+            self.runtime
+                .call_hook(connection, hook, Some(access), |lua, private, keys| {
+                    // Installed once per connection (a userdata made per hook
+                    // call would make garbage at every query), again only if
+                    // the script put something else there.
+                    let installed = matches!(
+                        private.raw_get::<Value>(&keys.queries)?,
+                        Value::UserData(queue) if queue.is::<Queries>()
+                    );
+                    if !installed {
+                        queries.install(private)?;
+                    }
+                    args(lua, private, keys)
+                });
         if let Err(ScriptError::Hook { .. }) = &outcome {
             self.log(LogLevel::Critical, &outcome_text(&outcome));
         }
@@ -178,7 +190,7 @@ impl ScriptHooks {
 
 impl Hooks for ScriptHooks {
     fn connect_server(&mut self, session: &mut Session<'_>) -> Result<ConnectDecision, SqlError> {
-        let outcome = self.call(session, "connect_server", |_, _| Ok(MultiValue::new()));
+        let outcome = self.call(session, "connect_server", |_, _, _| Ok(MultiValue::new()));
         let decision = self.decision(outcome)?;
         let chosen = session.backend_ndx().into_option();
         Ok(match decision {
@@ -211,7 +223,7 @@ impl Hooks for ScriptHooks {
                 .map(|name| name.to_vec())
                 .unwrap_or_default();
         }
-        let outcome = self.call(session, "read_handshake", |_, _| Ok(MultiValue::new()));
+        let outcome = self.call(session, "read_handshake", |_, _, _| Ok(MultiValue::new()));
         Ok(match self.decision(outcome)? {
             // SEND_QUERY: 0.8's deprecated alias here.
             Some(PROXY_SEND_RESULT | PROXY_SEND_QUERY) => HandshakeDecision::Reply(self.response()),
@@ -228,7 +240,7 @@ impl Hooks for ScriptHooks {
             self.captured.auth_response = login.auth_response.to_vec();
         }
         self.queries.reset();
-        let outcome = self.call(session, "read_auth", |_, _| Ok(MultiValue::new()));
+        let outcome = self.call(session, "read_auth", |_, _, _| Ok(MultiValue::new()));
         Ok(match self.decision(outcome)? {
             Some(PROXY_SEND_RESULT) => AuthDecision::Reply(self.response()),
             Some(PROXY_SEND_QUERY) => match self.queries.take().into_iter().next() {
@@ -250,7 +262,7 @@ impl Hooks for ScriptHooks {
             self.captured.server_logged_in = true;
         }
         let packet = result.to_vec();
-        let outcome = self.call(session, "read_auth_result", |lua, _| {
+        let outcome = self.call(session, "read_auth_result", |lua, _, _| {
             let auth = lua.create_table()?;
             auth.set("packet", lua.create_string(&packet)?)?;
             Ok(MultiValue::from_vec(vec![Value::Table(auth)]))
@@ -271,8 +283,8 @@ impl Hooks for ScriptHooks {
         // `proxy.queries` emptied and `proxy.response` reset before each
         // read_query (`proxy.response` only here, as in 0.8).
         self.queries.reset();
-        let outcome = self.call(session, "read_query", |lua, private| {
-            private.set("response", lua.create_table()?)?;
+        let outcome = self.call(session, "read_query", |lua, private, keys| {
+            private.raw_set(&keys.response, lua.create_table()?)?;
             Ok(MultiValue::from_vec(vec![Value::String(
                 lua.create_string(packet)?,
             )]))
@@ -327,7 +339,7 @@ impl Hooks for ScriptHooks {
         self.queries.reset();
         self.queries
             .put_back(self.in_flight.drain(..).map(|(_, entry)| entry).collect());
-        let outcome = self.call(session, "read_query_result", |lua, _| {
+        let outcome = self.call(session, "read_query_result", |lua, _, _| {
             Ok(MultiValue::from_vec(vec![injection::create(
                 lua, result, &meta,
             )?]))
@@ -346,7 +358,11 @@ impl Hooks for ScriptHooks {
 
     fn disconnect_client(&mut self, session: &mut Session<'_>) {
         // Load and run failures are not reported here (0.8 ignores them).
-        let _ = self.call(session, "disconnect_client", |_, _| Ok(MultiValue::new()));
+        let _ = self.call(
+            session,
+            "disconnect_client",
+            |_, _, _| Ok(MultiValue::new()),
+        );
         if let Some(connection) = self.connection.take() {
             self.runtime.close(connection);
         }

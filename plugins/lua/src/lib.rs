@@ -4,14 +4,16 @@
 //! table and its redirection, hook calls), the objects hooks see
 //! (`proxy.connection`, `proxy.queries`, an injected query's `inj`,
 //! `proxy.response`, `proxy.global.backends`), the hooks themselves as the
-//! proxy plugin runs them, and the SQL tokenizer of `mysql.tokenizer`. The
-//! modules' Lua bindings are not there yet (docs/LUA.md).
+//! proxy plugin runs them, and MySQL Proxy 0.8's C modules (`mysql.proto`,
+//! `mysql.tokenizer` on the SQL tokenizer here, `mysql.password`,
+//! `chassis`, `glib2`, `posix`) for `require` (docs/LUA.md).
 
 pub mod backends;
 pub mod connection;
 pub mod constants;
 pub mod hooks;
 pub mod injection;
+pub mod modules;
 pub mod queries;
 pub mod response;
 pub mod runtime;

@@ -16,48 +16,45 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::ptr::NonNull;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
-use mlua::{AnyUserData, Function, Lua, MultiValue, RegistryKey, Table, Value};
+use mlua::{Function, Lua, LuaString, MultiValue, Table, Value};
 
-use crate::connection::SessionAccess;
+use crate::connection::{SessionAccess, SessionOps, SessionSlot, SlotCell};
 use crate::constants::{PROXY_CONSTANTS, PROXY_VERSION};
 
-/// Sets up `_G.proxy` and returns two functions: one that points its
-/// redirection at a connection's private table and `proxy.connection` at
-/// the hook's session (or at none, with nils), and one that makes a
-/// connection's `proxy.connection` object.
+/// Sets up `_G.proxy` and returns the table whose `current` field points
+/// its redirection at a connection's private table (set by Rust with a raw
+/// store, the cheapest way to re-point it at every hook call), and the
+/// function that makes a connection's `proxy.connection` object, which
+/// reads and writes through the session slot.
 const PROXY_PRELUDE: &str = r#"
-local constants, version = ...
-local current, session
+local constants, version, slot = ...
+local redirect = {}
 local proxy = { global = { config = {} } }
 for name, value in pairs(constants) do proxy[name] = value end
 proxy.PROXY_VERSION = version
 setmetatable(proxy, {
     __index = function(_, key)
+        local current = redirect.current
         if current then return current[key] end
     end,
     __newindex = function(_, key, value)
+        local current = redirect.current
         if current == nil then
             error("proxy." .. tostring(key) .. " can only be set by a connection's hook", 2)
         end
         current[key] = value
     end,
 })
-local function hook_session()
-    if session == nil then
-        error("proxy.connection is only usable while a hook runs", 3)
-    end
-    return session
-end
 local connection_mt = {
-    __index = function(_, key) return hook_session():get(key) end,
-    __newindex = function(_, key, value) hook_session():set(key, value) end,
+    __index = function(_, key) return slot:get(key) end,
+    __newindex = function(_, key, value) slot:set(key, value) end,
 }
 _G.proxy = proxy
-return function(private, hook) current = private; session = hook end,
-    function() return setmetatable({}, connection_mt) end
+return redirect, function() return setmetatable({}, connection_mt) end
 "#;
 
 /// Why a script could not run for a connection, or what its hook raised.
@@ -101,16 +98,20 @@ struct Compiled {
     modified: Option<SystemTime>,
     size: u64,
     /// Running it returns the function holding the file's body.
-    loader: RegistryKey,
+    loader: Function,
 }
 
 struct Inner {
     lua: Lua,
-    /// Points `proxy`'s redirection at a connection's private table, and
-    /// `proxy.connection` at a hook's session.
-    point_proxy: RegistryKey,
+    /// Its `current` field points `proxy`'s redirection at a connection's
+    /// private table.
+    redirect: Table,
+    /// Where `proxy.connection` objects find the hook's session.
+    slot: Arc<SlotCell>,
+    /// Names used at every hook call, made into Lua strings once.
+    keys: Keys,
     /// Makes a connection's `proxy.connection` object.
-    new_connection: RegistryKey,
+    new_connection: Function,
     scripts: HashMap<PathBuf, Compiled>,
 }
 
@@ -128,9 +129,9 @@ pub struct Connection {
 
 struct Scope {
     /// The connection's globals (falling back to `_G`).
-    env: RegistryKey,
+    env: Table,
     /// What `proxy.<key>` reaches for this connection.
-    private: RegistryKey,
+    private: Table,
 }
 
 impl Runtime {
@@ -146,16 +147,18 @@ impl Runtime {
         for (name, value) in PROXY_CONSTANTS {
             constants.set(*name, *value)?;
         }
-        let (point_proxy, new_connection): (Function, Function) = lua
+        let slot = Arc::new(SlotCell::default());
+        let (redirect, new_connection): (Table, Function) = lua
             .load(PROXY_PRELUDE)
             .set_name("=proxy")
-            .call((constants, PROXY_VERSION))?;
-        let point_proxy = lua.create_registry_value(point_proxy)?;
-        let new_connection = lua.create_registry_value(new_connection)?;
+            .call((constants, PROXY_VERSION, SessionSlot(Arc::clone(&slot))))?;
+        let keys = Keys::new(&lua)?;
         Ok(Self {
             inner: Mutex::new(Inner {
                 lua,
-                point_proxy,
+                redirect,
+                slot,
+                keys,
                 new_connection,
                 scripts: HashMap::new(),
             }),
@@ -185,7 +188,7 @@ impl Runtime {
         connection: &mut Connection,
         hook: &str,
         session: Option<SessionAccess<'_, '_>>,
-        args: impl FnOnce(&Lua, &Table) -> mlua::Result<MultiValue>,
+        args: impl FnOnce(&Lua, &Table, &Keys) -> mlua::Result<MultiValue>,
     ) -> Result<Outcome, ScriptError> {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let loader = match connection.scope {
@@ -197,25 +200,16 @@ impl Runtime {
             hook: hook.to_string(),
             message: message_of(&error),
         };
-        let called = inner.lua.scope(|scope| {
-            let session = session
-                .map(|session| scope.create_userdata(session))
-                .transpose()?;
-            if let Some(loader) = loader {
-                match inner.instantiate(loader, session.as_ref()) {
-                    Ok(instance) => connection.scope = Some(instance),
-                    Err(error) => return Ok(Err(HookFailure::Script(error))),
-                }
-            }
-            let Some(instance) = &connection.scope else {
-                return Ok(Ok(Outcome::Absent));
-            };
-            Ok(inner.call(instance, hook, session.as_ref(), args))
-        });
-        called.map_err(hook_error)?.map_err(|error| match error {
-            HookFailure::Script(error) => error,
-            HookFailure::Lua(error) => hook_error(error),
-        })
+        let mut session = session;
+        // Dropped (the slot cleared) before `session` is.
+        let _pointed = session.as_mut().map(|session| inner.point_slot(session));
+        if let Some(loader) = loader {
+            connection.scope = Some(inner.instantiate(loader)?);
+        }
+        let Some(instance) = &connection.scope else {
+            return Ok(Outcome::Absent);
+        };
+        inner.call(instance, hook, args).map_err(hook_error)
     }
 
     /// Runs `work` on the connection's private part of `proxy` (its
@@ -228,11 +222,7 @@ impl Runtime {
     ) -> Option<mlua::Result<R>> {
         let scope = connection.scope.as_ref()?;
         let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        let lua = &inner.lua;
-        Some(
-            lua.registry_value::<Table>(&scope.private)
-                .and_then(|private| work(lua, &private)),
-        )
+        Some(work(&inner.lua, &scope.private))
     }
 
     /// Runs `work` on the Lua state, under the lock (to install what lives
@@ -245,23 +235,17 @@ impl Runtime {
     /// Releases what the connection holds in the Lua state (after its
     /// `disconnect_client`).
     pub fn close(&self, connection: Connection) {
-        let Some(scope) = connection.scope else {
-            return;
-        };
-        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        let _ = inner.lua.remove_registry_value(scope.env);
-        let _ = inner.lua.remove_registry_value(scope.private);
+        // The tables are released under the lock: Lua values are only
+        // touched while it is held.
+        let _inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        drop(connection.scope);
     }
 }
 
 impl Inner {
     /// The script's body run once for a new connection, in globals of its
     /// own.
-    fn instantiate(
-        &self,
-        loader: Function,
-        session: Option<&AnyUserData>,
-    ) -> Result<Scope, ScriptError> {
+    fn instantiate(&self, loader: Function) -> Result<Scope, ScriptError> {
         let lua = &self.lua;
         let load_error = |error: mlua::Error| ScriptError::Load(message_of(&error));
         let body: Function = loader.call(()).map_err(load_error)?;
@@ -274,28 +258,19 @@ impl Inner {
             .call::<()>((body.clone(), env.clone()))
             .map_err(load_error)?;
         let private = lua.create_table().map_err(load_error)?;
-        let new_connection: Function = lua
-            .registry_value(&self.new_connection)
-            .map_err(load_error)?;
         private
             .set(
                 "connection",
-                new_connection.call::<Table>(()).map_err(load_error)?,
+                self.new_connection.call::<Table>(()).map_err(load_error)?,
             )
             .map_err(load_error)?;
-        let private_key = lua.create_registry_value(private).map_err(load_error)?;
         // The top level runs with `proxy` pointed at the connection: a
         // script may use `proxy.connection` or set `proxy.x` there too.
-        self.point_proxy_at(Some(&private_key), session)
-            .map_err(load_error)?;
+        self.point_proxy_at(Some(&private)).map_err(load_error)?;
         let ran = body.call::<()>(());
-        let _ = self.point_proxy_at(None, None);
+        let _ = self.point_proxy_at(None);
         ran.map_err(|error| ScriptError::Execute(message_of(&error)))?;
-        let env = lua.create_registry_value(env).map_err(load_error)?;
-        Ok(Scope {
-            env,
-            private: private_key,
-        })
+        Ok(Scope { env, private })
     }
 
     /// Looks the hook up (the connection's globals, then `_G`) and calls it.
@@ -303,18 +278,25 @@ impl Inner {
         &self,
         instance: &Scope,
         hook: &str,
-        session: Option<&AnyUserData>,
-        args: impl FnOnce(&Lua, &Table) -> mlua::Result<MultiValue>,
-    ) -> Result<Outcome, HookFailure> {
+        args: impl FnOnce(&Lua, &Table, &Keys) -> mlua::Result<MultiValue>,
+    ) -> mlua::Result<Outcome> {
         let lua = &self.lua;
-        let env: Table = lua.registry_value(&instance.env)?;
-        let Value::Function(function) = env.get::<Value>(hook)? else {
+        // The connection's globals, then `_G`, read raw (a metamethod call
+        // per lookup would cost more than the rest of a hook call that
+        // does little).
+        let name = self.keys.hook(lua, hook)?;
+        let found = match instance.env.raw_get::<Value>(&name)? {
+            Value::Nil => lua.globals().raw_get::<Value>(&name)?,
+            found => found,
+        };
+        let Value::Function(function) = found else {
             return Ok(Outcome::Absent);
         };
-        self.point_proxy_at(Some(&instance.private), session)?;
-        let private: Table = lua.registry_value(&instance.private)?;
-        let returned = args(lua, &private).and_then(|args| function.call::<MultiValue>(args));
-        let _ = self.point_proxy_at(None, None);
+        // Left pointing at the connection after the call: no Lua runs
+        // between hooks, and the next hook points it again.
+        self.point_proxy_at(Some(&instance.private))?;
+        let returned = args(lua, &instance.private, &self.keys)
+            .and_then(|args| function.call::<MultiValue>(args));
         Ok(Outcome::Returned(
             returned?
                 .into_iter()
@@ -332,10 +314,7 @@ impl Inner {
         let (modified, size) = (metadata.modified().ok(), metadata.len());
         if let Some(compiled) = self.scripts.get(path) {
             if compiled.modified == modified && compiled.size == size {
-                return self
-                    .lua
-                    .registry_value(&compiled.loader)
-                    .map_err(|error| load_error(message_of(&error)));
+                return Ok(compiled.loader.clone());
             }
         }
         let text = std::fs::read(path)
@@ -349,48 +328,83 @@ impl Inner {
             .set_name(path.display().to_string())
             .into_function()
             .map_err(|error| load_error(message_of(&error)))?;
-        let key = self
-            .lua
-            .create_registry_value(loader.clone())
-            .map_err(|error| load_error(message_of(&error)))?;
-        if let Some(old) = self.scripts.insert(
+        self.scripts.insert(
             path.to_path_buf(),
             Compiled {
                 modified,
                 size,
-                loader: key,
+                loader: loader.clone(),
             },
-        ) {
-            let _ = self.lua.remove_registry_value(old.loader);
-        }
+        );
         Ok(loader)
     }
 
-    fn point_proxy_at(
-        &self,
-        private: Option<&RegistryKey>,
-        session: Option<&AnyUserData>,
-    ) -> mlua::Result<()> {
-        let point: Function = self.lua.registry_value(&self.point_proxy)?;
-        let private = match private {
-            Some(key) => Value::Table(self.lua.registry_value::<Table>(key)?),
-            None => Value::Nil,
-        };
-        let session = session.map_or(Value::Nil, |session| Value::UserData(session.clone()));
-        point.call::<()>((private, session))
+    fn point_proxy_at(&self, private: Option<&Table>) -> mlua::Result<()> {
+        self.redirect.raw_set(&self.keys.current, private)
+    }
+
+    /// Points the session slot at `session` until the guard is dropped.
+    fn point_slot(&self, session: &mut (dyn SessionOps + '_)) -> SlotGuard<'_> {
+        let pointer: NonNull<dyn SessionOps + '_> = NonNull::from(session);
+        // SAFETY: only the lifetime is erased. The guard clears the slot
+        // when dropped, which the caller does before `session` goes away,
+        // and the slot is followed only under the runtime's lock meanwhile
+        // (connection.rs, `SlotCell`).
+        let pointer: NonNull<dyn SessionOps + 'static> = unsafe { std::mem::transmute(pointer) };
+        self.slot.current.set(Some(pointer));
+        SlotGuard { slot: &self.slot }
     }
 }
 
-/// Why a hook call failed: the script (loading, its top level) or Lua
-/// (the hook raised an error).
-enum HookFailure {
-    Script(ScriptError),
-    Lua(mlua::Error),
+/// Clears the session slot when dropped: the session it points at lives
+/// no longer than the hook call.
+struct SlotGuard<'a> {
+    slot: &'a SlotCell,
 }
 
-impl From<mlua::Error> for HookFailure {
-    fn from(error: mlua::Error) -> Self {
-        HookFailure::Lua(error)
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        self.slot.current.set(None);
+    }
+}
+
+/// The names a hook call uses, as Lua strings made once: a `&str` key is
+/// hashed into Lua's string table at every use.
+pub struct Keys {
+    current: LuaString,
+    pub queries: LuaString,
+    pub response: LuaString,
+    hooks: Vec<(&'static str, LuaString)>,
+}
+
+impl Keys {
+    fn new(lua: &Lua) -> mlua::Result<Self> {
+        let hooks = [
+            "connect_server",
+            "read_handshake",
+            "read_auth",
+            "read_auth_result",
+            "read_query",
+            "read_query_result",
+            "disconnect_client",
+        ]
+        .into_iter()
+        .map(|name| Ok((name, lua.create_string(name)?)))
+        .collect::<mlua::Result<_>>()?;
+        Ok(Self {
+            current: lua.create_string("current")?,
+            queries: lua.create_string("queries")?,
+            response: lua.create_string("response")?,
+            hooks,
+        })
+    }
+
+    /// The hook's name as a Lua string (made now for a name not listed).
+    fn hook(&self, lua: &Lua, name: &str) -> mlua::Result<LuaString> {
+        match self.hooks.iter().find(|(known, _)| *known == name) {
+            Some((_, key)) => Ok(key.clone()),
+            None => lua.create_string(name),
+        }
     }
 }
 
@@ -435,7 +449,7 @@ mod tests {
         connection: &mut Connection,
         hook: &str,
     ) -> Result<Outcome, ScriptError> {
-        runtime.call_hook(connection, hook, None, |_, _| Ok(MultiValue::new()))
+        runtime.call_hook(connection, hook, None, |_, _, _| Ok(MultiValue::new()))
     }
 
     /// A hook's return value read back as a number.

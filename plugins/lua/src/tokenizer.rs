@@ -3,8 +3,8 @@
 //! computes from the tokens.
 //!
 //! Scripts see each token as `.text`, `.token_id` and `.token_name`; this
-//! module produces exactly those three things, so the Lua binding only has to
-//! wrap [`Token`] and export [`TokenId::ALL`].
+//! module produces exactly those three things, which the Lua binding
+//! (`modules/tokenizer.rs`) wraps.
 //!
 //! The lexer is byte oriented (queries are not always valid UTF-8, and Lua
 //! strings are bytes), and every rule matches ASCII only, so each byte of a
@@ -87,8 +87,9 @@ macro_rules! token_ids {
         }
 
         impl TokenId {
-            /// Every token kind in `token_id` order (`ALL[n].number() == n`):
-            /// the table the Lua module exports as `TK_*` constants.
+            /// Every token kind in `token_id` order (`ALL[n].number() == n`).
+            /// (MySQL Proxy 0.8's C module exported no `TK_*` constants, so
+            /// the Lua module does not either.)
             pub const ALL: &'static [TokenId] = &[
                 $( Self::$before, )*
                 $( Self::$keyword, )*
