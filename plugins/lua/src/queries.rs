@@ -298,7 +298,7 @@ fn type_error(lua: &Lua, args: &MultiValue, narg: usize, expected: &str) -> Stri
 /// from the frame of the function the script called (the trampoline of
 /// [`raising`], level 1 from this Rust function), and the argument counted
 /// without `self` in a method call.
-fn argument_error(lua: &Lua, narg: usize, extra: &str) -> String {
+pub(crate) fn argument_error(lua: &Lua, narg: usize, extra: &str) -> String {
     let (name, method) = lua
         .inspect_stack(1, |frame| {
             let names = frame.names();

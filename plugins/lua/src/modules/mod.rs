@@ -175,24 +175,7 @@ where
 /// answering), or `?` when Lua has none (a metamethod, say); one less and
 /// `calling ... on bad self` in a method call, as Lua counts.
 pub(crate) fn bad_argument(lua: &Lua, narg: usize, extra: &str) -> Failure {
-    let (name, method) = lua
-        .inspect_stack(1, |frame| {
-            let names = frame.names();
-            (
-                names.name.map(|name| name.into_owned()),
-                names.name_what == Some("method"),
-            )
-        })
-        .unwrap_or((None, false));
-    let name = name.unwrap_or_else(|| "?".to_string());
-    let message = if method && narg <= 1 {
-        format!("calling '{name}' on bad self ({extra})")
-    } else if method {
-        format!("bad argument #{} to '{name}' ({extra})", narg - 1)
-    } else {
-        format!("bad argument #{narg} to '{name}' ({extra})")
-    };
-    Failure::Raise(message)
+    Failure::Raise(crate::queries::argument_error(lua, narg, extra))
 }
 
 /// Lua 5.1's `luaL_typerror`: argument `narg` is not a `expected`.
