@@ -165,9 +165,18 @@ impl MariaDb {
         self.endpoint().url()
     }
 
-    /// A direct connection as `root`.
+    /// A direct connection as `root`. A server that refuses it is a broken
+    /// test set-up: the panic shows the server's error log, since a server
+    /// that dies under a loaded machine (seen once: every connection reset a
+    /// second after start) says why only there.
     pub fn root_conn(&self) -> Conn {
-        self.endpoint().root_conn()
+        Conn::new(self.root_opts()).unwrap_or_else(|error| {
+            panic!(
+                "connecting to MariaDB on port {} as root: {error}\n--- its error log:\n{}",
+                self.port,
+                tail(&self.error_log(), 40)
+            )
+        })
     }
 
     /// How long [`MariaDbBuilder::start`] took, copy of the datadir included.
