@@ -248,3 +248,33 @@ end
     let log = proxy.stderr_text();
     assert!(log.contains("tokenized 8"), "{log}");
 }
+
+#[test]
+fn hooks_may_come_from_a_module_on_the_lua_path() {
+    let server = MariaDb::start();
+    let (dir, path) = script("require(\"answering\")\n");
+    // A module runs in the real _G: its hooks serve every connection.
+    std::fs::write(
+        dir.path().join("answering.lua"),
+        r#"
+function read_query(packet)
+    if packet:sub(2) ~= "SELECT 'module'" then return end
+    proxy.response = {
+        type = proxy.MYSQLD_PACKET_OK,
+        resultset = { fields = { { name = "from" } }, rows = { { "the module" } } },
+    }
+    return proxy.PROXY_SEND_RESULT
+end
+"#,
+    )
+    .unwrap();
+    let proxy = Proxy::builder()
+        .backend(server.addr())
+        .arg(format!("--proxy-lua-script={}", path.display()))
+        .arg(format!("--lua-path={}/?.lua", dir.path().display()))
+        .start()
+        .expect("proxy with a script");
+    let mut conn = proxy.endpoint().root_conn();
+    assert_eq!(one(&mut conn, "SELECT 'module'"), "the module");
+    assert_eq!(one(&mut conn, "SELECT 'other'"), "other");
+}
