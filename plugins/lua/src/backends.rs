@@ -55,10 +55,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use mlua::{
-    AnyUserData, Lua, MetaMethod, MultiValue, Table, UserData, UserDataFields, UserDataMethods,
-    Value,
-};
+use mlua::{Lua, MetaMethod, MultiValue, Table, UserData, UserDataFields, UserDataMethods, Value};
 use mysql_proxy_plugin_abi::abi_stable::nonexhaustive_enum::NonExhaustive;
 use mysql_proxy_plugin_abi::abi_stable::std_types::RResult;
 use mysql_proxy_plugin_abi::{
@@ -66,7 +63,8 @@ use mysql_proxy_plugin_abi::{
 };
 
 use crate::connection::address;
-use crate::queries::{raising, reply, type_name};
+use crate::object::{key_bytes, not_writable, object_fields, Object};
+use crate::queries::type_name;
 
 /// The `proxy` constants this module reads and writes (constants.rs has
 /// them by name for scripts).
@@ -124,61 +122,6 @@ impl Kept {
 
     fn write(&self, ndx: u32, write: impl FnOnce(&mut Scripted)) {
         write(self.lock().entry(ndx).or_default());
-    }
-}
-
-/// A userdata whose keys are read and written through [`Object::get`] and
-/// [`Object::set`].
-trait Object: UserData + Send + Sync + 'static {
-    /// How scripts name the object, for errors.
-    const PATH: &'static str;
-
-    /// The value of `key`, or the message of the error it raises.
-    fn get(&self, lua: &Lua, key: &Value) -> mlua::Result<Result<Value, String>>;
-
-    /// Sets `key`, or answers the message of the error it raises (by
-    /// default: no key is writable).
-    fn set(&self, lua: &Lua, key: &Value, value: Value) -> mlua::Result<Result<(), String>> {
-        let _ = (lua, value);
-        Ok(Err(not_writable(Self::PATH, key)))
-    }
-}
-
-/// Registers the `__index` and `__newindex` of an [`Object`].
-fn object_fields<T: Object, F: UserDataFields<T>>(fields: &mut F) {
-    fields.add_meta_field_with(MetaMethod::Index, |lua| {
-        let get = lua.create_function(|lua, (object, key): (AnyUserData, Value)| {
-            let answer = object.borrow::<T>()?.get(lua, &key)?;
-            reply(lua, answer)
-        })?;
-        raising(lua, get)
-    });
-    fields.add_meta_field_with(MetaMethod::NewIndex, |lua| {
-        let set =
-            lua.create_function(|lua, (object, key, value): (AnyUserData, Value, Value)| {
-                let answer = object.borrow::<T>()?.set(lua, &key, value)?;
-                reply(lua, answer.map(|()| Value::Nil))
-            })?;
-        raising(lua, set)
-    });
-}
-
-/// `<path>.<key> is not writable` (`<path>[<n>]` for a number).
-fn not_writable(path: &str, key: &Value) -> String {
-    let key = match key {
-        Value::String(key) => format!(".{}", key.to_string_lossy()),
-        Value::Integer(n) => format!("[{n}]"),
-        Value::Number(n) => format!("[{n}]"),
-        _ => "[...]".to_string(),
-    };
-    format!("{path}{key} is not writable")
-}
-
-/// A string key's bytes; other keys read nil on every object.
-fn key_bytes(key: &Value) -> Option<mlua::BorrowedBytes> {
-    match key {
-        Value::String(key) => Some(key.as_bytes()),
-        _ => None,
     }
 }
 

@@ -55,10 +55,12 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use mlua::{
-    AnyUserData, Function, Lua, LuaString, MetaMethod, MultiValue, UserData, UserDataFields,
-    UserDataMethods, Value,
+    Function, Lua, LuaString, MetaMethod, MultiValue, UserData, UserDataFields, UserDataMethods,
+    Value,
 };
 use mysql_proxy_plugin_abi::{InjectedResult, ResultKind};
+
+use crate::object::{key_bytes, object_fields, Object};
 use mysql_proxy_protocol::codec::MAX_PAYLOAD_CHUNK;
 use mysql_proxy_protocol::constants::{
     CapabilityFlags, Command, StatusFlags, EOF_HEADER, ERR_HEADER,
@@ -352,40 +354,6 @@ fn rows_section(
     Err("the rows end without an EOF".into())
 }
 
-/// A userdata whose keys are read through [`ReadOnly::get`] and never
-/// written.
-trait ReadOnly: UserData + Send + 'static {
-    /// How scripts name the object, for errors.
-    const PATH: &'static str;
-
-    /// The value of `key`, or the message of the error it raises.
-    fn get(&self, lua: &Lua, key: &Value) -> mlua::Result<Result<Value, String>>;
-}
-
-/// Registers the metamethods of a [`ReadOnly`] object.
-fn read_only_fields<T: ReadOnly, F: UserDataFields<T>>(fields: &mut F) {
-    fields.add_meta_field_with(MetaMethod::Index, |lua| {
-        let get = lua.create_function(|lua, (object, key): (AnyUserData, Value)| {
-            let object = object.borrow::<T>()?;
-            let value = object.get(lua, &key)?;
-            reply(lua, value)
-        })?;
-        raising(lua, get)
-    });
-    fields.add_meta_field_with(MetaMethod::NewIndex, |lua| {
-        let set = lua.create_function(|lua, (_, key, _): (Value, Value, Value)| {
-            let key = match &key {
-                Value::String(key) => format!(".{}", key.to_string_lossy()),
-                Value::Integer(i) => format!("[{i}]"),
-                Value::Number(n) => format!("[{n}]"),
-                _ => "[...]".to_string(),
-            };
-            reply(lua, Err(format!("{}{key} is not writable", T::PATH)))
-        })?;
-        raising(lua, set)
-    });
-}
-
 /// A getter's answer as the Lua side of [`raising`] reads it.
 fn reply(lua: &Lua, value: Result<Value, String>) -> mlua::Result<(bool, Value)> {
     match value {
@@ -425,14 +393,6 @@ fn raising(lua: &Lua, get: Function) -> mlua::Result<Function> {
     make.call(get)
 }
 
-/// A string key's bytes; other keys read nil on every object.
-fn key_bytes(key: &Value) -> Option<mlua::BorrowedBytes> {
-    match key {
-        Value::String(key) => Some(key.as_bytes()),
-        _ => None,
-    }
-}
-
 /// A count as a Lua number (a double in Lua 5.1 either way).
 fn number(n: u64) -> Value {
     i64::try_from(n).map_or(Value::Number(n as f64), Value::Integer)
@@ -449,11 +409,11 @@ struct Injection {
 
 impl UserData for Injection {
     fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
-        read_only_fields(fields);
+        object_fields(fields);
     }
 }
 
-impl ReadOnly for Injection {
+impl Object for Injection {
     const PATH: &'static str = "inj";
 
     fn get(&self, lua: &Lua, key: &Value) -> mlua::Result<Result<Value, String>> {
@@ -480,11 +440,11 @@ struct ResultSet(Arc<Response>);
 
 impl UserData for ResultSet {
     fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
-        read_only_fields(fields);
+        object_fields(fields);
     }
 }
 
-impl ReadOnly for ResultSet {
+impl Object for ResultSet {
     const PATH: &'static str = "inj.resultset";
 
     fn get(&self, lua: &Lua, key: &Value) -> mlua::Result<Result<Value, String>> {
@@ -618,7 +578,7 @@ struct Fields(Arc<Vec<ColumnDefinition41>>);
 
 impl UserData for Fields {
     fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
-        read_only_fields(fields);
+        object_fields(fields);
     }
 
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
@@ -626,7 +586,7 @@ impl UserData for Fields {
     }
 }
 
-impl ReadOnly for Fields {
+impl Object for Fields {
     const PATH: &'static str = "inj.resultset.fields";
 
     fn get(&self, lua: &Lua, key: &Value) -> mlua::Result<Result<Value, String>> {
@@ -651,11 +611,11 @@ struct Field(ColumnDefinition41);
 
 impl UserData for Field {
     fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
-        read_only_fields(fields);
+        object_fields(fields);
     }
 }
 
-impl ReadOnly for Field {
+impl Object for Field {
     const PATH: &'static str = "inj.resultset.fields[...]";
 
     fn get(&self, lua: &Lua, key: &Value) -> mlua::Result<Result<Value, String>> {

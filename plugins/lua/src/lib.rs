@@ -14,6 +14,7 @@ pub mod constants;
 pub mod hooks;
 pub mod injection;
 pub mod modules;
+mod object;
 pub mod queries;
 pub mod response;
 pub mod runtime;
