@@ -4,7 +4,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use abi_stable::{
-    nonexhaustive_enum::NonExhaustive,
+    nonexhaustive_enum::{GetEnumInfo, NonExhaustive},
     prefix_type::PrefixTypeTrait,
     sabi_trait::TD_Opaque,
     std_types::{RErr, ROk, RResult, RSlice, RStr, RString, RVec},
@@ -193,18 +193,23 @@ impl<P: PluginDefinition> PluginFfi for PluginAdapter<P> {
     fn new_session(&self, session: &Session<'_>) -> HooksBox {
         let hooks = catch_unwind(AssertUnwindSafe(|| self.plugin.new_session(session)))
             .map_err(|panic| panic_message(&*panic));
-        HooksFfi_TO::from_value(
-            HooksAdapter {
-                hooks,
-                plugin_name: P::NAME,
-            },
-            TD_Opaque,
-        )
+        boxed_hooks(hooks, P::NAME)
     }
 
     fn stop(&self) {
         let _ = catch_unwind(AssertUnwindSafe(|| self.plugin.stop()));
     }
+}
+
+/// `hooks` as an FFI hook object, every panic caught (`owner` names the
+/// library in the error a panic becomes): how a library other than a
+/// plugin, such as the script engine (crate::script), hands out hooks.
+pub fn hooks_box<H: Hooks>(hooks: H, owner: &'static str) -> HooksBox {
+    boxed_hooks(Ok(hooks), owner)
+}
+
+fn boxed_hooks<H: Hooks>(hooks: Result<H, String>, plugin_name: &'static str) -> HooksBox {
+    HooksFfi_TO::from_value(HooksAdapter { hooks, plugin_name }, TD_Opaque)
 }
 
 /// Exposes a [`Hooks`] object over the FFI. Once a hook panics the object is
@@ -319,5 +324,98 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         text.clone()
     } else {
         "unknown panic".to_string()
+    }
+}
+
+/// An FFI hook object of another library (a script's, from
+/// crate::script) serving as a plugin's own hooks.
+impl Hooks for HooksBox {
+    fn connect_server(&mut self, session: &mut Session<'_>) -> Result<ConnectDecision, SqlError> {
+        known(HooksFfi::connect_server(self, session.sabi_reborrow_mut()))
+    }
+
+    fn read_handshake(
+        &mut self,
+        session: &mut Session<'_>,
+        handshake: &[u8],
+    ) -> Result<HandshakeDecision, SqlError> {
+        known(HooksFfi::read_handshake(
+            self,
+            session.sabi_reborrow_mut(),
+            handshake.into(),
+        ))
+    }
+
+    fn read_auth(
+        &mut self,
+        session: &mut Session<'_>,
+        auth: &[u8],
+    ) -> Result<AuthDecision, SqlError> {
+        known(HooksFfi::read_auth(
+            self,
+            session.sabi_reborrow_mut(),
+            auth.into(),
+        ))
+    }
+
+    fn read_auth_result(
+        &mut self,
+        session: &mut Session<'_>,
+        result: &[u8],
+    ) -> Result<AuthResultDecision, SqlError> {
+        known(HooksFfi::read_auth_result(
+            self,
+            session.sabi_reborrow_mut(),
+            result.into(),
+        ))
+    }
+
+    fn read_query(
+        &mut self,
+        session: &mut Session<'_>,
+        packet: &[u8],
+        queue: &mut RVec<Injection>,
+    ) -> Result<QueryDecision, SqlError> {
+        known(HooksFfi::read_query(
+            self,
+            session.sabi_reborrow_mut(),
+            packet.into(),
+            queue,
+        ))
+    }
+
+    fn read_query_result(
+        &mut self,
+        session: &mut Session<'_>,
+        result: &InjectedResult<'_>,
+        queue: &mut RVec<Injection>,
+    ) -> Result<ResultDecision, SqlError> {
+        known(HooksFfi::read_query_result(
+            self,
+            session.sabi_reborrow_mut(),
+            result.sabi_reborrow(),
+            queue,
+        ))
+    }
+
+    fn disconnect_client(&mut self, session: &mut Session<'_>) {
+        HooksFfi::disconnect_client(self, session.sabi_reborrow_mut());
+    }
+}
+
+/// A decision of another library's hook object; one of a later ABI,
+/// unknown here, is an error.
+fn known<D: GetEnumInfo, S, I>(
+    decision: HookResult<NonExhaustive<D, S, I>>,
+) -> Result<D, SqlError> {
+    match decision {
+        ROk(decision) => decision.into_enum().map_err(|_| {
+            SqlError::new(
+                1105,
+                "HY000",
+                "(proxy) a hook returned a decision this version does not know",
+            )
+        }),
+        RErr(error) => Err(error),
     }
 }

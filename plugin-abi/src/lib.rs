@@ -68,10 +68,11 @@ pub mod adapter;
 pub mod ffi;
 pub mod host;
 pub mod options;
+pub mod script;
 pub mod session;
 
 pub use abi_stable;
-pub use adapter::{root_module, Hooks, Plugin, PluginDefinition};
+pub use adapter::{hooks_box, root_module, Hooks, Plugin, PluginDefinition};
 pub use ffi::{
     HooksBox, HooksFfi, HooksFfi_TO, PluginBox, PluginFfi, PluginFfi_TO, PluginModule,
     PluginModuleRef,

@@ -23,6 +23,12 @@ fn scramble20(scramble: &[u8]) -> &[u8] {
     scramble.get(..SCRAMBLE_LEN).unwrap_or(scramble)
 }
 
+/// A scramble of printable characters (33 to 126, as MySQL Proxy's own
+/// ports send) made from 20 random bytes.
+pub fn printable_scramble(random: [u8; 20]) -> [u8; 20] {
+    random.map(|byte| 33 + byte % 94)
+}
+
 /// `SHA1(SHA1(password))`: what `mysql.user` stores (as `*` + hex) for
 /// `mysql_native_password` accounts.
 pub fn native_password_hash(password: &[u8]) -> [u8; 20] {

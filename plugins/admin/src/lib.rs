@@ -1,26 +1,28 @@
 //! The admin plugin: a SQL port (`--admin-address`, default :4041) where the
 //! one configured user (`--admin-username`/`--admin-password`, checked by the
 //! proxy itself with mysql_native_password) can inspect the proxy with any
-//! MySQL client: `SELECT * FROM backends`, `SELECT * FROM help`.
+//! MySQL client: `SELECT * FROM backends`, `SELECT * FROM help`. With
+//! `--admin-lua-script`, the script's `read_query` answers every command
+//! instead, as in MySQL Proxy 0.8 (COMPAT 3.1; docs/LUA.md), in the Lua
+//! state the proxy plugin's script shares.
 
 mod queries;
 
+use mysql_proxy_plugin_abi::script::{load_script_engine, ScriptBox};
 use mysql_proxy_plugin_abi::{
     abi_stable::{export_root_module, std_types::RVec},
-    AuthDecision, ConnectDecision, Hooks, HostHandle, Injection, ListenerSpec, OkResponse,
-    OptionKind, OptionSpec, Plugin, PluginDefinition, PluginModuleRef, PluginOptions,
+    AuthDecision, ConnectDecision, Hooks, HooksBox, HostHandle, Injection, ListenerSpec,
+    OkResponse, OptionKind, OptionSpec, Plugin, PluginDefinition, PluginModuleRef, PluginOptions,
     QueryDecision, Response, Session, SqlError,
 };
-use mysql_proxy_protocol::auth::verify_native_password;
-use mysql_proxy_protocol::constants::{
-    CapabilityFlags, Command, StatusFlags, CHARSET_LATIN1_SWEDISH_CI,
-};
+use mysql_proxy_protocol::auth::{printable_scramble, verify_native_password};
+use mysql_proxy_protocol::constants::Command;
 use mysql_proxy_protocol::packets::{HandshakeResponse41, HandshakeV10};
-use rand::Rng;
 
 /// The version the admin port announces (MySQL Proxy's).
 const SERVER_VERSION: &[u8] = b"5.0.99-agent-admin";
-const AUTH_PLUGIN: &[u8] = b"mysql_native_password";
+/// What a client gets when the script did not answer (0.8's words).
+const NEED_A_RESULT: &str = "need a resultset + proxy.PROXY_SEND_RESULT";
 
 #[export_root_module]
 fn root() -> PluginModuleRef {
@@ -33,6 +35,8 @@ pub struct AdminPlugin {
     username: String,
     password: String,
     host: HostHandle,
+    /// `--admin-lua-script`, run by the Lua runtime library.
+    script: Option<ScriptBox>,
 }
 
 impl PluginDefinition for AdminPlugin {
@@ -45,16 +49,11 @@ impl PluginDefinition for AdminPlugin {
             OptionSpec::new("admin-address", String, "<host:port>", "listening address:port of the admin-server (default: :4041)"),
             OptionSpec::new("admin-username", String, "<string>", "username to allow to log in (required)"),
             OptionSpec::new("admin-password", String, "<string>", "password to allow to log in (required)"),
-            OptionSpec::new("admin-lua-script", Filename, "<filename>", "script to execute by the admin plugin (not needed: the admin queries are built in)"),
+            OptionSpec::new("admin-lua-script", Filename, "<filename>", "script whose read_query answers the admin port's commands (default: the built-in admin queries)"),
         ]
     }
 
     fn init(options: &PluginOptions, host: HostHandle) -> Result<Self, String> {
-        if let Some(script) = options.get("admin-lua-script") {
-            return Err(format!(
-                "--admin-lua-script={script}: Lua scripting is not available in this version"
-            ));
-        }
         let username = options
             .get("admin-username")
             .filter(|u| !u.is_empty())
@@ -63,11 +62,22 @@ impl PluginDefinition for AdminPlugin {
             .get("admin-password")
             .filter(|p| !p.is_empty())
             .ok_or("--admin-password cannot be empty")?;
+        let script = options
+            .get("admin-lua-script")
+            .map(|path| {
+                let engine = load_script_engine()?;
+                engine.open()(path.into(), host.clone())
+                    .into_result()
+                    .map_err(String::from)
+            })
+            .transpose()
+            .map_err(|e| format!("--admin-lua-script: {e}"))?;
         Ok(Self {
             address: options.get("admin-address").unwrap_or(":4041").to_string(),
             username: username.to_string(),
             password: password.to_string(),
             host,
+            script,
         })
     }
 }
@@ -84,7 +94,8 @@ impl Plugin for AdminPlugin {
             username: self.username.clone(),
             password: self.password.clone(),
             host: self.host.clone(),
-            scramble: random_scramble(),
+            scramble: printable_scramble(rand::random()),
+            script: self.script.as_ref().map(|script| script.new_session()),
         }
     }
 }
@@ -96,24 +107,14 @@ pub struct AdminSession {
     host: HostHandle,
     /// The challenge sent in this connection's handshake.
     scramble: [u8; 20],
+    /// The admin script's hooks for this connection.
+    script: Option<HooksBox>,
 }
 
 impl Hooks for AdminSession {
     fn connect_server(&mut self, session: &mut Session<'_>) -> Result<ConnectDecision, SqlError> {
-        let capabilities = CapabilityFlags::PROTOCOL_41
-            | CapabilityFlags::SECURE_CONNECTION
-            | CapabilityFlags::LONG_PASSWORD
-            | CapabilityFlags::PLUGIN_AUTH
-            | CapabilityFlags::CONNECT_WITH_DB;
-        let greeting = HandshakeV10::new(
-            SERVER_VERSION,
-            u32::try_from(session.connection_id()).unwrap_or(u32::MAX),
-            &self.scramble,
-            capabilities,
-            CHARSET_LATIN1_SWEDISH_CI,
-            StatusFlags::AUTOCOMMIT,
-            AUTH_PLUGIN,
-        );
+        let connection_id = u32::try_from(session.connection_id()).unwrap_or(u32::MAX);
+        let greeting = HandshakeV10::local(SERVER_VERSION, connection_id, &self.scramble);
         let packet = RVec::from(greeting.to_bytes().to_vec());
         Ok(ConnectDecision::Reply(Response::Raw(RVec::from(vec![
             packet,
@@ -142,10 +143,13 @@ impl Hooks for AdminSession {
 
     fn read_query(
         &mut self,
-        _session: &mut Session<'_>,
+        session: &mut Session<'_>,
         packet: &[u8],
-        _queue: &mut RVec<Injection>,
+        queue: &mut RVec<Injection>,
     ) -> Result<QueryDecision, SqlError> {
+        if let Some(script) = &mut self.script {
+            return scripted_answer(script, session, packet, queue);
+        }
         let response = match packet.split_first() {
             Some((&code, text)) if code == Command::Query as u8 => {
                 queries::answer(&String::from_utf8_lossy(text), &self.host)?
@@ -164,12 +168,42 @@ impl Hooks for AdminSession {
     }
 }
 
-/// A challenge of 20 printable characters, as MySQL Proxy's admin port sends.
-fn random_scramble() -> [u8; 20] {
-    let mut rng = rand::thread_rng();
-    let mut scramble = [0u8; 20];
-    for byte in &mut scramble {
-        *byte = rng.gen_range(33..=126);
+/// The admin script's answer to a command, as 0.8's admin plugin took it:
+/// only `proxy.response` with `PROXY_SEND_RESULT` is an answer; anything
+/// else (nothing, queued queries, another number, an error) is an error
+/// that ends the connection. A `LOAD ...` query is refused without
+/// asking the script (the admin port has no server to send a file to).
+fn scripted_answer(
+    script: &mut HooksBox,
+    session: &mut Session<'_>,
+    packet: &[u8],
+    queue: &mut RVec<Injection>,
+) -> Result<QueryDecision, SqlError> {
+    let is_load = match packet.split_first() {
+        Some((&code, text)) if code == Command::Query as u8 => text
+            .get(..5)
+            .is_some_and(|start| start.eq_ignore_ascii_case(b"LOAD ")),
+        _ => false,
+    };
+    let decision = if is_load {
+        Ok(QueryDecision::SendQueue)
+    } else {
+        Hooks::read_query(script, session, packet, queue)
+    };
+    // Queued queries are never run: the admin port has no server.
+    queue.clear();
+    if packet.first() == Some(&(Command::Quit as u8)) {
+        return Ok(QueryDecision::Forward);
     }
-    scramble
+    let message = match decision {
+        Ok(QueryDecision::Reply(response)) => return Ok(QueryDecision::Reply(response)),
+        Ok(QueryDecision::Forward) => NEED_A_RESULT.to_string(),
+        Ok(_) => format!("{NEED_A_RESULT} ... got something else"),
+        Err(error) => {
+            session.set_close_after_reply(true);
+            return Err(error);
+        }
+    };
+    session.set_close_after_reply(true);
+    Err(SqlError::new(1105, "07000", message))
 }

@@ -39,21 +39,14 @@ pub struct Script {
 }
 
 impl Script {
-    /// The runtime for `path` (the file is read when the first connection
-    /// needs it, as in 0.8), with `proxy.global.backends` on `host`.
-    pub fn new(path: &Path, host: HostHandle) -> Result<Self, String> {
-        let runtime = Runtime::new().map_err(|e| format!("starting Lua: {e}"))?;
-        runtime
-            .with_lua(|lua| {
-                crate::backends::install(lua, host.clone())?;
-                crate::modules::install(lua, host.clone())
-            })
-            .map_err(|e| format!("starting Lua: {e}"))?;
-        Ok(Self {
-            runtime: Arc::new(runtime),
+    /// The script at `path` in `runtime` (the file is read when the first
+    /// connection needs it, as in 0.8).
+    pub fn new(path: &Path, runtime: Arc<Runtime>, host: HostHandle) -> Self {
+        Self {
+            runtime,
             path: path.to_path_buf(),
             host,
-        })
+        }
     }
 
     /// The hooks of a new connection.

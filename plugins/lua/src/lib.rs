@@ -7,10 +7,16 @@
 //! proxy plugin runs them, and MySQL Proxy 0.8's C modules (`mysql.proto`,
 //! `mysql.tokenizer` on the SQL tokenizer here, `mysql.password`,
 //! `chassis`, `glib2`, `posix`) for `require` (docs/LUA.md).
+//!
+//! Built as `libmysql_proxy_lua.so`, the script engine plugins load from
+//! their own directory (`engine`): one copy per process, so every
+//! plugin's scripts share one Lua state.
 
 pub mod backends;
 pub mod connection;
 pub mod constants;
+pub mod engine;
+pub mod evaluate;
 pub mod hooks;
 pub mod injection;
 pub mod modules;

@@ -232,6 +232,27 @@ impl Runtime {
         work(&inner.lua)
     }
 
+    /// Runs `chunk` (compiled under its own text as name, as 0.8's debug
+    /// plugin did) in `_G`, outside any connection (`proxy.global` and
+    /// the constants reachable, no `proxy.connection`), and hands the
+    /// first value it returns (nil for none) to `read`, under the lock.
+    /// A compile or run-time error is its message.
+    pub fn evaluate<R>(
+        &self,
+        chunk: &str,
+        read: impl FnOnce(&Lua, Value) -> mlua::Result<R>,
+    ) -> Result<R, String> {
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let lua = &inner.lua;
+        let run = || -> mlua::Result<R> {
+            inner.point_proxy_at(None)?;
+            let function = lua.load(chunk).set_name(chunk).into_function()?;
+            let returned = function.call::<MultiValue>(())?;
+            read(lua, returned.into_iter().next().unwrap_or(Value::Nil))
+        };
+        run().map_err(|error| message_of(&error))
+    }
+
     /// Releases what the connection holds in the Lua state (after its
     /// `disconnect_client`).
     pub fn close(&self, connection: Connection) {

@@ -4,7 +4,7 @@
 //! commands and results are relayed unchanged; with `--proxy-lua-script`,
 //! the script's hooks decide (docs/LUA.md).
 
-use mysql_proxy_lua::hooks::{Script, ScriptHooks};
+use mysql_proxy_plugin_abi::script::{load_script_engine, ScriptBox};
 use mysql_proxy_plugin_abi::{
     abi_stable::{
         export_root_module,
@@ -12,9 +12,9 @@ use mysql_proxy_plugin_abi::{
         std_types::{RResult, RVec},
     },
     AuthDecision, AuthResultDecision, BackendType, ConnectDecision, HandshakeDecision, Hooks,
-    HostHandle, InjectedResult, Injection, ListenerSpec, LogLevel, OptionKind, OptionSpec, Plugin,
-    PluginDefinition, PluginModuleRef, PluginOptions, QueryDecision, ResultDecision, Session,
-    SqlError,
+    HooksBox, HostHandle, InjectedResult, Injection, ListenerSpec, LogLevel, OptionKind,
+    OptionSpec, Plugin, PluginDefinition, PluginModuleRef, PluginOptions, QueryDecision,
+    ResultDecision, Session, SqlError,
 };
 
 /// Backend used when `--proxy-backend-addresses` is not given.
@@ -29,8 +29,8 @@ fn root() -> PluginModuleRef {
 pub struct ProxyPlugin {
     /// `None` with `--no-proxy`: the plugin is loaded but does not listen.
     listener: Option<ListenerSpec>,
-    /// `--proxy-lua-script`.
-    script: Option<Script>,
+    /// `--proxy-lua-script`, run by the Lua runtime library.
+    script: Option<ScriptBox>,
 }
 
 impl PluginDefinition for ProxyPlugin {
@@ -67,7 +67,12 @@ impl PluginDefinition for ProxyPlugin {
         }
         let script = options
             .get("proxy-lua-script")
-            .map(|path| Script::new(std::path::Path::new(path), host.clone()))
+            .map(|path| {
+                let engine = load_script_engine()?;
+                engine.open()(path.into(), host.clone())
+                    .into_result()
+                    .map_err(String::from)
+            })
             .transpose()
             .map_err(|e| format!("--proxy-lua-script: {e}"))?;
         let mut listener =
@@ -145,19 +150,19 @@ impl Plugin for ProxyPlugin {
     }
 
     fn new_session(&self, _session: &Session<'_>) -> ProxyHooks {
-        ProxyHooks(self.script.as_ref().map(Script::hooks))
+        ProxyHooks(self.script.as_ref().map(|script| script.new_session()))
     }
 }
 
 /// A connection's hooks: the script's, or, without a script, every hook's
 /// default (relay unchanged).
-pub struct ProxyHooks(Option<ScriptHooks>);
+pub struct ProxyHooks(Option<HooksBox>);
 
 /// The script's hook if there is a script, else the default one.
 macro_rules! scripted {
     ($self:ident, $hook:ident($($arg:expr),*)) => {
         match &mut $self.0 {
-            Some(script) => script.$hook($($arg),*),
+            Some(script) => Hooks::$hook(script, $($arg),*),
             None => NoScript.$hook($($arg),*),
         }
     };

@@ -81,6 +81,25 @@ impl HandshakeV10 {
         }
     }
 
+    /// The greeting of a port the proxy answers itself (the admin and
+    /// debug ports): 4.1 protocol, mysql_native_password with `scramble`,
+    /// latin1, autocommit.
+    pub fn local(server_version: &[u8], connection_id: u32, scramble: &[u8]) -> Self {
+        Self::new(
+            server_version,
+            connection_id,
+            scramble,
+            CapabilityFlags::PROTOCOL_41
+                | CapabilityFlags::SECURE_CONNECTION
+                | CapabilityFlags::LONG_PASSWORD
+                | CapabilityFlags::PLUGIN_AUTH
+                | CapabilityFlags::CONNECT_WITH_DB,
+            crate::constants::CHARSET_LATIN1_SWEDISH_CI,
+            StatusFlags::AUTOCOMMIT,
+            b"mysql_native_password",
+        )
+    }
+
     pub fn decode(payload: &Bytes) -> Result<Self, DecodeError> {
         let mut r = Reader::with_context(payload, "HandshakeV10 protocol_version");
         let protocol_version = r.u8()?;

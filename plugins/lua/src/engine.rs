@@ -1,0 +1,85 @@
+//! The library's root module: the script engine the plugins of a process
+//! load (`mysql_proxy_plugin_abi::script`), and the one Lua state their
+//! scripts share, made when the first plugin opens a script or runs a
+//! chunk.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use mysql_proxy_plugin_abi::abi_stable::{
+    export_root_module,
+    prefix_type::PrefixTypeTrait,
+    sabi_trait::TD_Opaque,
+    std_types::{RErr, ROk, RResult, RStr, RString},
+};
+use mysql_proxy_plugin_abi::script::{
+    ScriptBox, ScriptEngine, ScriptEngineRef, ScriptFfi, ScriptFfi_TO,
+};
+use mysql_proxy_plugin_abi::{hooks_box, HooksBox, HostHandle, ResultSetResponse, SqlError};
+
+use crate::hooks::Script;
+use crate::runtime::Runtime;
+
+#[export_root_module]
+fn root() -> ScriptEngineRef {
+    ScriptEngine { open, evaluate }.leak_into_prefix()
+}
+
+/// The process's Lua state, once made.
+static SHARED: Mutex<Option<Arc<Runtime>>> = Mutex::new(None);
+
+/// The process's Lua state, made at the first call with `host` behind
+/// `proxy.global.backends` and the modules (every plugin of a process has
+/// the same host).
+pub fn shared_runtime(host: &HostHandle) -> Result<Arc<Runtime>, String> {
+    let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(runtime) = shared.as_ref() {
+        return Ok(Arc::clone(runtime));
+    }
+    let runtime = Runtime::new().map_err(|e| format!("starting Lua: {e}"))?;
+    runtime
+        .with_lua(|lua| {
+            crate::backends::install(lua, host.clone())?;
+            crate::modules::install(lua, host.clone())
+        })
+        .map_err(|e| format!("starting Lua: {e}"))?;
+    let runtime = Arc::new(runtime);
+    *shared = Some(Arc::clone(&runtime));
+    Ok(runtime)
+}
+
+extern "C" fn open(path: RStr<'_>, host: HostHandle) -> RResult<ScriptBox, RString> {
+    let opened = catch_unwind(AssertUnwindSafe(|| {
+        let runtime = shared_runtime(&host)?;
+        Ok::<_, String>(Script::new(Path::new(path.as_str()), runtime, host))
+    }));
+    match opened {
+        Ok(Ok(script)) => ROk(ScriptFfi_TO::from_value(script, TD_Opaque)),
+        Ok(Err(message)) => RErr(message.into()),
+        Err(_) => RErr("opening the script panicked".into()),
+    }
+}
+
+extern "C" fn evaluate(chunk: RStr<'_>, host: HostHandle) -> RResult<ResultSetResponse, SqlError> {
+    let evaluated = catch_unwind(AssertUnwindSafe(|| {
+        shared_runtime(&host)?.evaluate(chunk.as_str(), |_, value| {
+            crate::evaluate::result_set(&value)
+        })
+    }));
+    match evaluated {
+        Ok(Ok(result)) => ROk(result),
+        Ok(Err(message)) => RErr(SqlError::new(1105, "07000", message)),
+        Err(_) => RErr(SqlError::new(
+            1105,
+            "07000",
+            "(lua) evaluating the chunk panicked",
+        )),
+    }
+}
+
+impl ScriptFfi for Script {
+    fn new_session(&self) -> HooksBox {
+        hooks_box(self.hooks(), "lua")
+    }
+}
