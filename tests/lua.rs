@@ -278,3 +278,74 @@ end
     assert_eq!(one(&mut conn, "SELECT 'module'"), "the module");
     assert_eq!(one(&mut conn, "SELECT 'other'"), "other");
 }
+
+#[test]
+fn the_proxy_library_modules_are_found_without_configuration() {
+    let server = MariaDb::start();
+    let (dir, path) = script(
+        r#"
+local tokenizer = require("proxy.tokenizer")
+local commands = require("proxy.commands")
+local config = require("proxy.auto-config")
+local answer = require("answer")
+proxy.global.config.mine = proxy.global.config.mine or { limit = 5 }
+
+function read_query(packet)
+    if config.handle(commands.parse(packet)) == proxy.PROXY_SEND_RESULT then
+        return proxy.PROXY_SEND_RESULT
+    end
+    local command = commands.parse(packet)
+    if command.type ~= proxy.COM_QUERY or command.query:sub(1, 10) ~= "NORMALIZE " then
+        return
+    end
+    local normalized = tokenizer.normalize(tokenizer.tokenize(command.query:sub(11)))
+    return answer(normalized)
+end
+"#,
+    );
+    // A module of one's own beside the script, on --lua-path.
+    std::fs::write(
+        dir.path().join("answer.lua"),
+        r#"
+return function(text)
+    proxy.response = {
+        type = proxy.MYSQLD_PACKET_OK,
+        resultset = { fields = { { name = "text" } }, rows = { { text } } },
+    }
+    return proxy.PROXY_SEND_RESULT
+end
+"#,
+    )
+    .unwrap();
+    let proxy = Proxy::builder()
+        .backend(server.addr())
+        .arg(format!("--proxy-lua-script={}", path.display()))
+        .arg(format!("--lua-path={}/?.lua", dir.path().display()))
+        .start()
+        .expect("proxy with a script");
+    let mut conn = proxy.endpoint().root_conn();
+    assert_eq!(
+        one(
+            &mut conn,
+            "NORMALIZE select count(*) from mysql.user where a = 'x'"
+        ),
+        "SELECT COUNT( * ) FROM `mysql` . `user` WHERE `a` = ? "
+    );
+    // proxy.auto-config answers PROXY ... commands from proxy.global.config.
+    conn.query_drop("PROXY SET GLOBAL mine.limit = 10").unwrap();
+    let rows: Vec<(String, String, String)> = conn
+        .query_map(
+            "PROXY SHOW CONFIG",
+            |(module, option, value, _): (String, String, String, String)| (module, option, value),
+        )
+        .unwrap();
+    assert!(
+        rows.contains(&("mine".into(), "limit".into(), "10".into())),
+        "{rows:?}"
+    );
+    let error = conn
+        .query_drop("PROXY SET GLOBAL nobody.x = 1")
+        .unwrap_err();
+    assert!(error.to_string().contains("module not known"), "{error}");
+    assert_eq!(one(&mut conn, "SELECT 'on'"), "on");
+}

@@ -30,8 +30,8 @@ fn root() -> ScriptEngineRef {
 static SHARED: Mutex<Option<Arc<Runtime>>> = Mutex::new(None);
 
 /// The process's Lua state, made at the first call with `host` behind
-/// `proxy.global.backends` and the modules (every plugin of a process has
-/// the same host).
+/// `proxy.global.backends` and the modules, the C ones and the `proxy.*`
+/// library (every plugin of a process has the same host).
 pub fn shared_runtime(host: &HostHandle) -> Result<Arc<Runtime>, String> {
     let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(runtime) = shared.as_ref() {
@@ -41,7 +41,9 @@ pub fn shared_runtime(host: &HostHandle) -> Result<Arc<Runtime>, String> {
     runtime
         .with_lua(|lua| {
             crate::backends::install(lua, host.clone())?;
-            crate::modules::install(lua, host.clone())
+            crate::modules::install(lua, host.clone())?;
+            // After the C modules: proxy.tokenizer requires mysql.tokenizer.
+            crate::library::install(lua)
         })
         .map_err(|e| format!("starting Lua: {e}"))?;
     let runtime = Arc::new(runtime);

@@ -19,6 +19,7 @@ pub mod engine;
 pub mod evaluate;
 pub mod hooks;
 pub mod injection;
+pub mod library;
 pub mod modules;
 mod object;
 pub mod queries;
