@@ -349,3 +349,51 @@ end
     assert!(error.to_string().contains("module not known"), "{error}");
     assert_eq!(one(&mut conn, "SELECT 'on'"), "on");
 }
+
+#[test]
+fn a_hook_that_runs_away_is_stopped_and_only_its_client_gets_an_error() {
+    let server = MariaDb::start();
+    let (_dir, path) = script(
+        r#"
+function read_query(packet)
+    if packet:sub(2) == "SELECT 'loop'" then
+        local n = 0
+        while true do n = n + 1 end
+    end
+end
+"#,
+    );
+    let proxy = Proxy::builder()
+        .backend(server.addr())
+        .arg(format!("--proxy-lua-script={}", path.display()))
+        .arg("--proxy-lua-hook-timeout=0.5")
+        .start()
+        .expect("proxy with a script");
+    let endpoint = proxy.endpoint();
+    let looping = std::thread::spawn(move || {
+        let mut conn = endpoint.root_conn();
+        let started = std::time::Instant::now();
+        let error = conn.query_drop("SELECT 'loop'").unwrap_err();
+        let elapsed = started.elapsed();
+        // The session goes on after the error.
+        let after = one(&mut conn, "SELECT 'after'");
+        (error.to_string(), elapsed, after)
+    });
+    // Another client waits for the lock meanwhile, then goes on.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let mut other = proxy.endpoint().root_conn();
+    assert_eq!(one(&mut other, "SELECT 'other'"), "other");
+    let (error, elapsed, after) = looping.join().unwrap();
+    assert!(error.contains("read_query() ran too long"), "{error}");
+    assert!(elapsed < std::time::Duration::from_secs(3), "{elapsed:?}");
+    assert_eq!(after, "after");
+    let log = proxy.stderr_text();
+    assert!(
+        log.contains("(read_query)")
+            && log.contains(&format!(
+                "{}\"]:5: stopped after running longer than 0.5 s",
+                path.display()
+            )),
+        "{log}"
+    );
+}

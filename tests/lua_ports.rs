@@ -235,6 +235,14 @@ fn the_debug_port_runs_each_query_as_lua_in_the_shared_state() {
     assert!(!message.is_empty());
     let (_, message) = server_error(conn.query("return string.rep('x', 20 * 1024 * 1024)"));
     assert!(message.contains("larger than"), "{message}");
+    // A chunk that runs away is stopped (the default limit is 5 s).
+    let started = std::time::Instant::now();
+    let (_, message) = server_error(conn.query("while true do end"));
+    assert!(
+        message.contains("stopped after running longer than 5 s"),
+        "{message}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(8));
     conn.ping().unwrap();
     conn.init_db("anything").unwrap();
     assert_eq!(cell(&conn.query("return 1").unwrap(), 0, 0), Some("1"));

@@ -39,6 +39,11 @@ pub struct ScriptEngine {
     /// (and again when it changed), so a missing or broken file is each
     /// connection's error, not the plugin's: MySQL Proxy 0.8's rule.
     pub open: extern "C" fn(RStr<'_>, HostHandle) -> RResult<ScriptBox, RString>,
+    /// Sets one of the engine's settings (name, value), for every script
+    /// of the process: `hook-timeout` (seconds a hook call may run before
+    /// it is stopped and its client gets an error; 0 for no limit).
+    /// An unknown name or a bad value is an error naming it.
+    pub set_option: extern "C" fn(RStr<'_>, RStr<'_>) -> RResult<(), RString>,
     /// Runs a chunk of Lua in the shared state and returns the values it
     /// returned as a result set (the debug plugin's port); an error is
     /// the chunk's compile or run-time error.

@@ -6,6 +6,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use mysql_proxy_plugin_abi::abi_stable::{
     export_root_module,
@@ -23,11 +24,19 @@ use crate::runtime::Runtime;
 
 #[export_root_module]
 fn root() -> ScriptEngineRef {
-    ScriptEngine { open, evaluate }.leak_into_prefix()
+    ScriptEngine {
+        open,
+        set_option,
+        evaluate,
+    }
+    .leak_into_prefix()
 }
 
 /// The process's Lua state, once made.
 static SHARED: Mutex<Option<Arc<Runtime>>> = Mutex::new(None);
+
+/// The time limit of a hook call set before the state was made.
+static TIME_LIMIT: Mutex<Option<Duration>> = Mutex::new(None);
 
 /// The process's Lua state, made at the first call with `host` behind
 /// `proxy.global.backends` and the modules, the C ones and the `proxy.*`
@@ -46,6 +55,9 @@ pub fn shared_runtime(host: &HostHandle) -> Result<Arc<Runtime>, String> {
             crate::library::install(lua)
         })
         .map_err(|e| format!("starting Lua: {e}"))?;
+    if let Some(limit) = *TIME_LIMIT.lock().unwrap_or_else(PoisonError::into_inner) {
+        runtime.set_time_limit(limit);
+    }
     let runtime = Arc::new(runtime);
     *shared = Some(Arc::clone(&runtime));
     Ok(runtime)
@@ -60,6 +72,27 @@ extern "C" fn open(path: RStr<'_>, host: HostHandle) -> RResult<ScriptBox, RStri
         Ok(Ok(script)) => ROk(ScriptFfi_TO::from_value(script, TD_Opaque)),
         Ok(Err(message)) => RErr(message.into()),
         Err(_) => RErr("opening the script panicked".into()),
+    }
+}
+
+extern "C" fn set_option(name: RStr<'_>, value: RStr<'_>) -> RResult<(), RString> {
+    match name.as_str() {
+        "hook-timeout" => match value.as_str().trim().parse::<f64>() {
+            Ok(seconds) if seconds.is_finite() && seconds >= 0.0 => {
+                let limit = Duration::from_secs_f64(seconds);
+                *TIME_LIMIT.lock().unwrap_or_else(PoisonError::into_inner) = Some(limit);
+                if let Some(runtime) = SHARED
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .as_ref()
+                {
+                    runtime.set_time_limit(limit);
+                }
+                ROk(())
+            }
+            _ => RErr(format!("hook-timeout: {value:?} is not a number of seconds").into()),
+        },
+        other => RErr(format!("the Lua engine has no setting {other:?}").into()),
     }
 }
 

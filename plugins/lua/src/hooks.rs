@@ -127,6 +127,20 @@ impl ScriptHooks {
         match outcome {
             Ok(Outcome::Returned(decision)) => Ok(decision),
             Ok(Outcome::Absent) | Err(ScriptError::Hook { .. }) => Ok(None),
+            Err(ScriptError::Stopped { hook, message }) => {
+                self.log(
+                    LogLevel::Critical,
+                    &format!("({hook}) {message} (--proxy-lua-hook-timeout)"),
+                );
+                Err(SqlError::new(
+                    1105,
+                    "HY000",
+                    format!(
+                        "MySQL Proxy Lua script: {hook}() ran too long and was stopped. \
+                         Check the error log."
+                    ),
+                ))
+            }
             Err(error @ (ScriptError::Load(_) | ScriptError::Execute(_))) => {
                 self.log(LogLevel::Critical, &error.to_string());
                 let message = match error {
@@ -282,11 +296,16 @@ impl Hooks for ScriptHooks {
                 lua.create_string(packet)?,
             )]))
         });
+        // A stopped hook fails its command; the session goes on.
+        let stopped = matches!(outcome, Err(ScriptError::Stopped { .. }));
         let decision = match self.decision(outcome) {
             Ok(decision) => decision,
             Err(error) => {
-                // 0.8 closes the connection after telling the client.
-                session.set_close_after_reply(true);
+                // A script that cannot run: 0.8 closes the connection
+                // after telling the client.
+                if !stopped {
+                    session.set_close_after_reply(true);
+                }
                 return Err(error);
             }
         };

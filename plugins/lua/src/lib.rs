@@ -26,3 +26,4 @@ pub mod queries;
 pub mod response;
 pub mod runtime;
 pub mod tokenizer;
+pub mod watchdog;

@@ -24,6 +24,7 @@ use mlua::{Function, Lua, LuaString, MultiValue, Table, Value};
 
 use crate::connection::{SessionAccess, SessionOps, SessionSlot, SlotCell};
 use crate::constants::{PROXY_CONSTANTS, PROXY_VERSION};
+use crate::watchdog::Watchdog;
 
 /// Sets up `_G.proxy` and returns the table whose `current` field points
 /// its redirection at a connection's private table (set by Rust with a raw
@@ -68,6 +69,9 @@ pub enum ScriptError {
     /// A hook raised an error: logged, and the hook counts as having
     /// returned nothing.
     Hook { hook: String, message: String },
+    /// The hook (or the script's top level in its first call) ran longer
+    /// than the time limit and was stopped: the client gets an error.
+    Stopped { hook: String, message: String },
 }
 
 impl std::fmt::Display for ScriptError {
@@ -75,7 +79,9 @@ impl std::fmt::Display for ScriptError {
         match self {
             ScriptError::Load(message) => write!(f, "failed to load: {message}"),
             ScriptError::Execute(message) => write!(f, "failed to execute: {message}"),
-            ScriptError::Hook { hook, message } => write!(f, "({hook}) {message}"),
+            ScriptError::Hook { hook, message } | ScriptError::Stopped { hook, message } => {
+                write!(f, "({hook}) {message}")
+            }
         }
     }
 }
@@ -118,6 +124,7 @@ struct Inner {
 /// The process's Lua state and its compiled scripts.
 pub struct Runtime {
     inner: Mutex<Inner>,
+    watchdog: Arc<Watchdog>,
 }
 
 /// One connection's side of a script: its globals and its private part of
@@ -153,7 +160,9 @@ impl Runtime {
             .set_name("=proxy")
             .call((constants, PROXY_VERSION, SessionSlot(Arc::clone(&slot))))?;
         let keys = Keys::new(&lua)?;
+        let watchdog = Watchdog::install(&lua)?;
         Ok(Self {
+            watchdog,
             inner: Mutex::new(Inner {
                 lua,
                 redirect,
@@ -163,6 +172,12 @@ impl Runtime {
                 scripts: HashMap::new(),
             }),
         })
+    }
+
+    /// How long a hook call (or a chunk of the debug port) may run before
+    /// it is stopped; zero for no limit.
+    pub fn set_time_limit(&self, limit: std::time::Duration) {
+        self.watchdog.set_limit(limit);
     }
 
     /// A new connection running `script` (nothing runs until its first
@@ -196,20 +211,35 @@ impl Runtime {
             None => Some(inner.compiled(&connection.script)?),
         };
         let inner = &*inner;
-        let hook_error = |error: mlua::Error| ScriptError::Hook {
-            hook: hook.to_string(),
-            message: message_of(&error),
-        };
         let mut session = session;
         // Dropped (the slot cleared) before `session` is.
         let _pointed = session.as_mut().map(|session| inner.point_slot(session));
-        if let Some(loader) = loader {
-            connection.scope = Some(inner.instantiate(loader)?);
+        let armed = self.watchdog.arm();
+        let outcome = (|| {
+            if let Some(loader) = loader {
+                connection.scope = Some(inner.instantiate(loader)?);
+            }
+            let Some(instance) = &connection.scope else {
+                return Ok(Outcome::Absent);
+            };
+            inner
+                .call(instance, hook, args)
+                .map_err(|error| ScriptError::Hook {
+                    hook: hook.to_string(),
+                    message: message_of(&error),
+                })
+        })();
+        match outcome {
+            Err(ScriptError::Hook { message, .. } | ScriptError::Execute(message))
+                if armed.stopped_at().is_some() =>
+            {
+                Err(ScriptError::Stopped {
+                    hook: hook.to_string(),
+                    message,
+                })
+            }
+            other => other,
         }
-        let Some(instance) = &connection.scope else {
-            return Ok(Outcome::Absent);
-        };
-        inner.call(instance, hook, args).map_err(hook_error)
     }
 
     /// Runs `work` on the connection's private part of `proxy` (its
@@ -244,6 +274,7 @@ impl Runtime {
     ) -> Result<R, String> {
         let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let lua = &inner.lua;
+        let _armed = self.watchdog.arm();
         let run = || -> mlua::Result<R> {
             inner.point_proxy_at(None)?;
             let function = lua.load(chunk).set_name(chunk).into_function()?;

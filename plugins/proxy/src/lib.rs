@@ -46,6 +46,7 @@ impl PluginDefinition for ProxyPlugin {
             OptionSpec::new("proxy-skip-profiling", Flag, "", "disables profiling of queries (accepted, no effect)"),
             OptionSpec::new("proxy-fix-bug-25371", Flag, "", "fix bug #25371 (mysqld > 5.1.12) for older libmysql versions (accepted, no effect)"),
             OptionSpec::new("proxy-lua-script", Filename, "<file>", "filename of the lua script (default: not set)").with_short('s'),
+            OptionSpec::new("proxy-lua-hook-timeout", Double, "<seconds>", "stop a script's hook (or a chunk of the debug port) running longer than this and give its client an error; 0 for no limit (default: 5)"),
             OptionSpec::new("no-proxy", Flag, "", "don't start the proxy-module (default: enabled)"),
             OptionSpec::new("proxy-pool-no-change-user", Flag, "", "don't use CHANGE_USER to reset the connection coming from the pool: clients must log in as the pooled connection's user (checked by the proxy), and COM_RESET_CONNECTION resets the session (default: CHANGE_USER)"),
             OptionSpec::new("proxy-pool-max-idle", Integer, "<n>", "keep up to n idle authenticated server connections per backend for the next clients; 0 turns the pool off (default: 0)"),
@@ -64,6 +65,12 @@ impl PluginDefinition for ProxyPlugin {
                 listener: None,
                 script: None,
             });
+        }
+        if let Some(seconds) = options.get("proxy-lua-hook-timeout") {
+            let engine = load_script_engine()?;
+            engine.set_option()("hook-timeout".into(), seconds.into())
+                .into_result()
+                .map_err(|e| format!("--proxy-lua-hook-timeout: {e}"))?;
         }
         let script = options
             .get("proxy-lua-script")
