@@ -397,3 +397,54 @@ end
         "{log}"
     );
 }
+
+#[test]
+fn lua_5_1_c_modules_from_debian_load_through_the_lua_cpath() {
+    // Installed by scripts/test (packages lua-cjson, lua-lpeg, lua-filesystem).
+    let modules = format!("/usr/lib/{}-linux-gnu/lua/5.1", std::env::consts::ARCH);
+    for module in ["cjson", "lpeg", "lfs"] {
+        let file = format!("{modules}/{module}.so");
+        assert!(
+            std::path::Path::new(&file).exists(),
+            "{file} is missing: install Debian's lua-cjson, lua-lpeg and lua-filesystem (scripts/test does)"
+        );
+    }
+    let server = MariaDb::start();
+    let (_dir, path) = script(
+        r#"
+local cjson = require("cjson")
+local lpeg = require("lpeg")
+local lfs = require("lfs")
+local number = lpeg.C(lpeg.R("09") ^ 1) / tonumber
+
+function read_query(packet)
+    local query = packet:sub(2)
+    local n = number:match(query)
+    if not n then return end
+    proxy.response = {
+        type = proxy.MYSQLD_PACKET_OK,
+        resultset = {
+            fields = { { name = "json" }, { name = "dir" } },
+            rows = { { cjson.encode({ n = n, twice = { n, n } }),
+                       lfs.attributes("/", "mode") } },
+        },
+    }
+    return proxy.PROXY_SEND_RESULT
+end
+"#,
+    );
+    let proxy = Proxy::builder()
+        .backend(server.addr())
+        .arg(format!("--proxy-lua-script={}", path.display()))
+        .arg(format!("--lua-cpath={modules}/?.so"))
+        .start()
+        .expect("proxy with a script");
+    let mut conn = proxy.endpoint().root_conn();
+    let (json, dir): (String, String) = conn.query_first("42").unwrap().unwrap();
+    assert!(
+        json.starts_with('{') && json.contains("\"n\":42") && json.contains("\"twice\":[42,42]"),
+        "{json}"
+    );
+    assert_eq!(dir, "directory");
+    assert_eq!(one(&mut conn, "SELECT 'other'"), "other");
+}

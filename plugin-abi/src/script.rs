@@ -83,8 +83,8 @@ pub fn load_script_engine() -> Result<ScriptEngineRef, String> {
 }
 
 /// The file of the shared object (or executable) this function's code is
-/// in: the plugin that links this crate.
-fn own_library_path() -> Option<PathBuf> {
+/// in: the plugin (or library) that links this crate.
+pub fn own_library_path() -> Option<PathBuf> {
     use std::os::unix::ffi::OsStrExt;
     // SAFETY: Dl_info is plain data; all-zero is a valid value of it.
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };

@@ -15,7 +15,7 @@ use mysql_proxy_plugin_abi::abi_stable::{
     std_types::{RErr, ROk, RResult, RStr, RString},
 };
 use mysql_proxy_plugin_abi::script::{
-    ScriptBox, ScriptEngine, ScriptEngineRef, ScriptFfi, ScriptFfi_TO,
+    own_library_path, ScriptBox, ScriptEngine, ScriptEngineRef, ScriptFfi, ScriptFfi_TO,
 };
 use mysql_proxy_plugin_abi::{hooks_box, HooksBox, HostHandle, ResultSetResponse, SqlError};
 
@@ -46,6 +46,7 @@ pub fn shared_runtime(host: &HostHandle) -> Result<Arc<Runtime>, String> {
     if let Some(runtime) = shared.as_ref() {
         return Ok(Arc::clone(runtime));
     }
+    expose_lua_api();
     let runtime = Runtime::new().map_err(|e| format!("starting Lua: {e}"))?;
     runtime
         .with_lua(|lua| {
@@ -61,6 +62,29 @@ pub fn shared_runtime(host: &HostHandle) -> Result<Arc<Runtime>, String> {
     let runtime = Arc::new(runtime);
     *shared = Some(Arc::clone(&runtime));
     Ok(runtime)
+}
+
+/// Puts this library's Lua C API (exported by `lua-api.map`) in the
+/// process's global symbol scope, where the C modules `require` loads
+/// (Debian's `lfs`, `lpeg`, `cjson`: built, like every Lua 5.1 module, to
+/// take `lua_*` from the program that loads them) find it. The chassis
+/// loaded the library with RTLD_LOCAL; opening it again with
+/// RTLD_NOLOAD | RTLD_GLOBAL promotes it without loading anything.
+fn expose_lua_api() {
+    let Some(path) = own_library_path() else {
+        return;
+    };
+    let Ok(path) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
+        return;
+    };
+    // SAFETY: the library is loaded (this code runs from it); the handle
+    // is kept open for the life of the process, as the chassis keeps it.
+    unsafe {
+        libc::dlopen(
+            path.as_ptr(),
+            libc::RTLD_NOW | libc::RTLD_NOLOAD | libc::RTLD_GLOBAL,
+        );
+    }
 }
 
 extern "C" fn open(path: RStr<'_>, host: HostHandle) -> RResult<ScriptBox, RString> {
