@@ -249,3 +249,115 @@ fn the_debug_port_runs_each_query_as_lua_in_the_shared_state() {
     // The proxy port went on all along.
     assert_eq!(cell(&client.query("SELECT 2").unwrap(), 0, 0), Some("2"));
 }
+
+/// Every constant of MySQL Proxy 0.8's `proxy` table, with its value.
+const CONSTANTS: &[(&str, i64)] = &[
+    ("PROXY_SEND_QUERY", 1),
+    ("PROXY_SEND_RESULT", 2),
+    ("PROXY_IGNORE_RESULT", 4),
+    ("PROXY_VERSION", 0x00805),
+    ("MYSQLD_PACKET_OK", 0),
+    ("MYSQLD_PACKET_RAW", 250),
+    ("MYSQLD_PACKET_ERR", 255),
+    ("BACKEND_STATE_UNKNOWN", 0),
+    ("BACKEND_STATE_UP", 1),
+    ("BACKEND_STATE_DOWN", 2),
+    ("BACKEND_TYPE_UNKNOWN", 0),
+    ("BACKEND_TYPE_RW", 1),
+    ("BACKEND_TYPE_RO", 2),
+    ("COM_SLEEP", 0),
+    ("COM_QUIT", 1),
+    ("COM_INIT_DB", 2),
+    ("COM_QUERY", 3),
+    ("COM_FIELD_LIST", 4),
+    ("COM_CREATE_DB", 5),
+    ("COM_DROP_DB", 6),
+    ("COM_REFRESH", 7),
+    ("COM_SHUTDOWN", 8),
+    ("COM_STATISTICS", 9),
+    ("COM_PROCESS_INFO", 10),
+    ("COM_CONNECT", 11),
+    ("COM_PROCESS_KILL", 12),
+    ("COM_DEBUG", 13),
+    ("COM_PING", 14),
+    ("COM_TIME", 15),
+    ("COM_DELAYED_INSERT", 16),
+    ("COM_CHANGE_USER", 17),
+    ("COM_BINLOG_DUMP", 18),
+    ("COM_TABLE_DUMP", 19),
+    ("COM_CONNECT_OUT", 20),
+    ("COM_REGISTER_SLAVE", 21),
+    ("COM_STMT_PREPARE", 22),
+    ("COM_STMT_EXECUTE", 23),
+    ("COM_STMT_SEND_LONG_DATA", 24),
+    ("COM_STMT_CLOSE", 25),
+    ("COM_STMT_RESET", 26),
+    ("COM_SET_OPTION", 27),
+    ("COM_STMT_FETCH", 28),
+    ("COM_DAEMON", 29),
+    ("MYSQL_TYPE_DECIMAL", 0),
+    ("MYSQL_TYPE_TINY", 1),
+    ("MYSQL_TYPE_SHORT", 2),
+    ("MYSQL_TYPE_LONG", 3),
+    ("MYSQL_TYPE_FLOAT", 4),
+    ("MYSQL_TYPE_DOUBLE", 5),
+    ("MYSQL_TYPE_NULL", 6),
+    ("MYSQL_TYPE_TIMESTAMP", 7),
+    ("MYSQL_TYPE_LONGLONG", 8),
+    ("MYSQL_TYPE_INT24", 9),
+    ("MYSQL_TYPE_DATE", 10),
+    ("MYSQL_TYPE_TIME", 11),
+    ("MYSQL_TYPE_DATETIME", 12),
+    ("MYSQL_TYPE_YEAR", 13),
+    ("MYSQL_TYPE_NEWDATE", 14),
+    ("MYSQL_TYPE_BIT", 16),
+    ("MYSQL_TYPE_NEWDECIMAL", 246),
+    ("MYSQL_TYPE_ENUM", 247),
+    ("MYSQL_TYPE_SET", 248),
+    ("MYSQL_TYPE_TINY_BLOB", 249),
+    ("MYSQL_TYPE_MEDIUM_BLOB", 250),
+    ("MYSQL_TYPE_LONG_BLOB", 251),
+    ("MYSQL_TYPE_BLOB", 252),
+    ("MYSQL_TYPE_VAR_STRING", 253),
+    ("MYSQL_TYPE_STRING", 254),
+    ("MYSQL_TYPE_GEOMETRY", 255),
+];
+
+#[test]
+fn every_constant_of_mysql_proxy_is_there_and_the_missing_ones_are_nil() {
+    let server = MariaDb::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (_proxy, debug) = start(&server, dir.path(), None);
+    let mut conn = RawConn::connect(&debug, "x", "", None).unwrap();
+    let names: Vec<String> = CONSTANTS
+        .iter()
+        .map(|(name, _)| format!("'{name}'"))
+        .collect();
+    let rows = conn
+        .query(&format!(
+            "local rows = {{}} \
+             for _, name in ipairs({{ {} }}) do \
+               rows[#rows + 1] = {{ name = name, value = proxy[name] }} \
+             end \
+             return rows",
+            names.join(", ")
+        ))
+        .unwrap();
+    assert_eq!(rows.len(), CONSTANTS.len());
+    for (row, (name, value)) in rows.iter().zip(CONSTANTS) {
+        let row: Vec<&str> = row
+            .iter()
+            .map(|cell| cell.as_deref().unwrap_or("NULL"))
+            .collect();
+        let expected = value.to_string();
+        assert!(
+            row.contains(name) && row.contains(&expected.as_str()),
+            "{name}: {row:?}"
+        );
+    }
+    // Not exported by 0.8 (scripts test them for nil).
+    let rows = conn
+        .query("return { eof = proxy.MYSQLD_PACKET_EOF == nil, varchar = proxy.MYSQL_TYPE_VARCHAR == nil, typo = proxy.COM_QEURY == nil }")
+        .unwrap();
+    assert_eq!(rows, vec![vec![Some("TRUE".to_string()); 3]]);
+}
