@@ -288,3 +288,34 @@ fn a_unix_socket_another_process_listens_on_is_not_taken_over() {
     assert!(stderr.contains("busy.sock"), "{stderr}");
     assert!(path.exists(), "the live socket's file is left alone");
 }
+
+#[test]
+fn a_misspelt_option_in_the_config_file_is_reported_with_the_option_meant() {
+    let server = MariaDb::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mysql-proxy.cnf");
+    std::fs::write(
+        &file,
+        "[mysql-proxy]\nproxy-pool-max-idel = 5\nsomething-else-entirely = 1\n",
+    )
+    .unwrap();
+    // As MySQL Proxy, the file must not be readable by others.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let proxy = Proxy::builder()
+        .backend(server.addr())
+        .log_level("critical")
+        .arg(format!("--defaults-file={}", file.display()))
+        .start()
+        .expect("proxy with a config file");
+    let log = proxy.stderr_text();
+    assert!(
+        log.contains(&format!(
+            "{}:2: unknown option 'proxy-pool-max-idel' ignored; did you mean 'proxy-pool-max-idle'?",
+            file.display()
+        )),
+        "{log}"
+    );
+    // Not like any option: only at warning level, hidden here.
+    assert!(!log.contains("something-else-entirely"), "{log}");
+}

@@ -2,6 +2,7 @@
 //! config file, plugins, logging, process set-up, then the engine inside the
 //! actix system until a signal stops it.
 
+use std::collections::HashSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -195,25 +196,70 @@ fn resolve_all(
 }
 
 /// Keys of the `[mysql-proxy]` group that no loaded option knows are ignored
-/// (they may belong to a plugin not loaded this time); say so at info level.
+/// (they may belong to a plugin not loaded this time). One that looks like
+/// a misspelt known option is most likely a mistake that would otherwise
+/// go unnoticed (`max-conections = 5` doing nothing), so it is logged at
+/// the level shown by default, with the option meant; others at warning.
 fn report_unknown_keys(log: &Log, file: &DefaultsFile, groups: &[OptGroup]) {
-    let known = groups
+    let known: HashSet<&str> = groups
         .iter()
         .flat_map(|g| g.options.iter())
         .filter(|o| o.in_file)
         .map(|o| o.name.as_str())
         .collect();
     for (key, line) in file.unknown_keys(&known) {
-        log.log(
-            LogLevel::Info,
-            &format!(
-                "{}:{}: ignoring '{}' (no loaded plugin has this option)",
-                file.path.display(),
-                line,
-                key
+        let place = format!("{}:{}", file.path.display(), line);
+        match nearest(key, known.iter().copied()) {
+            Some(meant) => log.log(
+                LogLevel::Critical,
+                &format!("{place}: unknown option '{key}' ignored; did you mean '{meant}'?"),
             ),
-        );
+            None => log.log(
+                LogLevel::Warning,
+                &format!("{place}: ignoring '{key}' (no loaded plugin has this option)"),
+            ),
+        }
     }
+}
+
+/// The candidate closest to `key` in edit distance, if close enough to be
+/// a slip of the keyboard: at most one edit per four characters (and at
+/// least one), ties going to the first.
+fn nearest<'a>(key: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let allowed = (key.chars().count() / 4).max(1);
+    candidates
+        .map(|candidate| (edit_distance(key, candidate), candidate))
+        .filter(|(distance, _)| *distance <= allowed)
+        .min_by_key(|(distance, candidate)| (*distance, *candidate))
+        .map(|(_, candidate)| candidate)
+}
+
+/// Edits (insertion, deletion, substitution, swap of neighbours) turning
+/// `a` into `b`.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    // rows[i][j]: distance between a[..i] and b[..j].
+    let mut rows = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in rows.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in rows[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let substitution = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (rows[i - 1][j] + 1)
+                .min(rows[i][j - 1] + 1)
+                .min(rows[i - 1][j - 1] + substitution);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(rows[i - 2][j - 2] + 1);
+            }
+            rows[i][j] = best;
+        }
+    }
+    rows[a.len()][b.len()]
 }
 
 /// Inside the actix system: initialises the plugins, starts the engine (binds
@@ -303,4 +349,29 @@ async fn serve(
     };
     log.log(level, "shutting down normally, exit code is: 0");
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_misspelt_option_finds_the_one_meant() {
+        let known = ["max-connections", "proxy-address", "log-level", "daemon"];
+        let nearest = |key| nearest(key, known.iter().copied());
+        assert_eq!(nearest("max-conections"), Some("max-connections"));
+        assert_eq!(nearest("proxy-adress"), Some("proxy-address"));
+        assert_eq!(nearest("log-levle"), Some("log-level"));
+        assert_eq!(nearest("deamon"), Some("daemon"));
+        assert_eq!(nearest("admin-username"), None);
+        assert_eq!(nearest("x"), None);
+    }
+
+    #[test]
+    fn edit_distance_counts_edits() {
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("abc", "abc"), 0);
+        assert_eq!(edit_distance("abc", "acb"), 1);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
 }
