@@ -26,7 +26,9 @@ use std::time::{Duration, Instant};
 
 use mysql::prelude::{FromValue, Queryable};
 use mysql::{Conn, Row};
-use mysql_proxy_tests::{mariadb_cli, MariaDb, Proxy, TEST_DB, TEST_PASSWORD, TEST_USER};
+use mysql_proxy_tests::{
+    mariadb_cli, MariaDb, Proxy, RawConn, RawError, TEST_DB, TEST_PASSWORD, TEST_USER,
+};
 
 const ADMIN_USER: &str = "admin";
 const ADMIN_PASSWORD: &str = "secret";
@@ -613,4 +615,54 @@ fn kill_gives_the_mariadb_client_a_lost_connection_error() {
         "expected a lost connection, got: {stderr}"
     );
     assert!(took < KILL_WITHIN, "mariadb waited {took:?}: {stderr}");
+}
+
+#[test]
+fn beyond_max_connections_a_client_gets_1040_and_the_others_go_on() {
+    let server = MariaDb::start();
+    let proxy = Proxy::builder()
+        .backend(server.addr())
+        .plugins(&["proxy", "admin"])
+        .arg("--max-connections=2")
+        .start()
+        .expect("proxy with --max-connections");
+    let endpoint = proxy.endpoint();
+    let mut first = RawConn::connect(&endpoint, "root", "", None).unwrap();
+    let mut second = RawConn::connect(&endpoint, "root", "", None).unwrap();
+    match RawConn::connect(&endpoint, "root", "", None) {
+        Err(RawError::Server(error)) => {
+            assert_eq!(error.code, 1040);
+            assert_eq!(error.message, "Too many connections");
+        }
+        other => panic!("expected ERR 1040, got {:?}", other.map(|_| "a session")),
+    }
+    // The sessions there are untouched, and the admin port is not counted.
+    assert_eq!(
+        first.query("SELECT 1").unwrap(),
+        vec![vec![Some("1".to_string())]]
+    );
+    assert_eq!(
+        second.query("SELECT 2").unwrap(),
+        vec![vec![Some("2".to_string())]]
+    );
+    let mut admin = RawConn::connect(&proxy.admin_endpoint(), "admin", "secret", None).unwrap();
+    let sessions = admin.query("SELECT * FROM connections").unwrap();
+    assert_eq!(sessions.len(), 3, "two clients and the admin: {sessions:?}");
+    // A seat given back is taken by the next client.
+    first.quit().unwrap();
+    let started = std::time::Instant::now();
+    let mut third = loop {
+        match RawConn::connect(&endpoint, "root", "", None) {
+            Ok(conn) => break conn,
+            Err(error) if started.elapsed() < std::time::Duration::from_secs(5) => {
+                assert!(error.to_string().contains("1040"), "{error}");
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(error) => panic!("no seat after a client left: {error}"),
+        }
+    };
+    assert_eq!(
+        third.query("SELECT 3").unwrap(),
+        vec![vec![Some("3".to_string())]]
+    );
 }

@@ -278,6 +278,7 @@ async fn serve(
     let engine = Engine::new(
         EngineConfig {
             event_threads: config.event_threads,
+            max_connections: config.max_connections,
             max_packet_size: MAX_PACKET_SIZE,
             shutdown_grace: SHUTDOWN_GRACE,
             health: config.health.clone(),

@@ -429,6 +429,9 @@ pub struct ChassisConfig {
     /// `--event-threads`, at least 1. Default: the number of cores (MySQL
     /// Proxy's default was 1).
     pub event_threads: usize,
+    /// `--max-connections`: sessions beyond it are refused with ERR 1040.
+    /// Default: 0 (no limit).
+    pub max_connections: usize,
     /// `--lua-path`: forced `LUA_PATH`. Default: none (keep the environment's,
     /// or `<basedir>/lib/mysql-proxy/lua/?.lua`).
     pub lua_path: Option<String>,
@@ -517,6 +520,16 @@ impl ChassisConfig {
                 }
             },
         };
+        let max_connections = match values.get(names::MAX_CONNECTIONS) {
+            None => 0,
+            Some(given) => given.value().trim().parse::<usize>().unwrap_or_else(|_| {
+                check.problems.push(given.problem(
+                    names::MAX_CONNECTIONS,
+                    format!("expected a number >= 0, got '{}'", given.value()),
+                ));
+                0
+            }),
+        };
         // `zero_allowed`: whether 0 means something (e.g. "off").
         let mut seconds = |name: &str, default: Duration, zero_allowed: bool| match values.get(name)
         {
@@ -566,6 +579,7 @@ impl ChassisConfig {
             keepalive: flag(names::KEEPALIVE),
             max_open_files,
             event_threads,
+            max_connections,
             lua_path: string(names::LUA_PATH),
             lua_cpath: string(names::LUA_CPATH),
             health,

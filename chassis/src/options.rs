@@ -91,6 +91,7 @@ pub mod names {
     pub const KEEPALIVE: &str = "keepalive";
     pub const MAX_OPEN_FILES: &str = "max-open-files";
     pub const EVENT_THREADS: &str = "event-threads";
+    pub const MAX_CONNECTIONS: &str = "max-connections";
     pub const LUA_PATH: &str = "lua-path";
     pub const LUA_CPATH: &str = "lua-cpath";
     pub const HEALTH_CHECK_INTERVAL: &str = "health-check-interval";
@@ -200,6 +201,13 @@ pub fn chassis_options() -> OptGroup {
             Integer,
             "n",
             "number of event-handling threads (default: the number of cores)",
+        ),
+        OptDesc::chassis(
+            MAX_CONNECTIONS,
+            None,
+            Integer,
+            "n",
+            "refuse clients beyond n open sessions with ERR 1040 Too many connections; the admin and debug ports are not counted (default: 0, no limit)",
         ),
         OptDesc::chassis(LUA_PATH, None, Str, "path", "set the LUA_PATH"),
         OptDesc::chassis(LUA_CPATH, None, Str, "path", "set the LUA_CPATH"),

@@ -21,6 +21,9 @@ use crate::sessions::SessionTracker;
 pub struct EngineConfig {
     /// Network event threads, the current one included (default: cores).
     pub event_threads: usize,
+    /// Sessions of non-administrative listeners beyond this are refused
+    /// with ERR 1040; 0 for no limit.
+    pub max_connections: usize,
     /// Largest packet accepted from a client or server, in bytes.
     pub max_packet_size: usize,
     /// How long a shutdown waits for sessions to finish their command.
@@ -33,6 +36,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         Self {
             event_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            max_connections: 0,
             max_packet_size: 1 << 30,
             shutdown_grace: Duration::from_secs(10),
             health: HealthConfig::default(),
@@ -75,11 +79,11 @@ pub struct Engine {
 impl Engine {
     pub fn new(config: EngineConfig, logger: slog::Logger) -> Self {
         Self {
-            config,
             registry: Arc::new(BackendRegistry::new(logger.clone())),
             settings: Arc::default(),
             logger,
-            sessions: SessionTracker::new(),
+            sessions: SessionTracker::new(config.max_connections),
+            config,
         }
     }
 
@@ -141,6 +145,7 @@ impl Engine {
                         max_packet_size: self.config.max_packet_size,
                     },
                     sessions: Arc::clone(&self.sessions),
+                    counted: !spec.administrative(),
                 });
                 listeners.push(Listener::new(socket, context, Arc::clone(&threads)).start());
             }

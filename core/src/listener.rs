@@ -6,7 +6,7 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use tokio::net::{TcpListener, TcpSocket, UnixListener};
@@ -174,6 +174,10 @@ pub struct Listener {
     socket: Option<Acceptor>,
     context: Arc<ListenerContext>,
     threads: Arc<EventThreads>,
+    /// When an accept error was last logged, and how many since: out of
+    /// file descriptors, accept fails every time it is retried (every
+    /// 50 ms), and one line a second is enough to say so.
+    accept_errors: (Option<Instant>, u64),
 }
 
 /// Stop accepting new connections (existing sessions are not affected).
@@ -191,7 +195,30 @@ impl Listener {
             socket: Some(socket),
             context,
             threads,
+            accept_errors: (None, 0),
         }
+    }
+
+    /// Logs an accept error, at most once a second (with the count of the
+    /// ones not logged since).
+    fn accept_failed(&mut self, error: &io::Error) {
+        let (last, suppressed) = &mut self.accept_errors;
+        if last.is_some_and(|at| at.elapsed() < Duration::from_secs(1)) {
+            *suppressed += 1;
+            return;
+        }
+        if *suppressed > 0 {
+            slog::error!(
+                self.context.logger,
+                "accept failed: {} ({} more since the last report)",
+                error,
+                suppressed
+            );
+        } else {
+            slog::error!(self.context.logger, "accept failed: {}", error);
+        }
+        *last = Some(Instant::now());
+        *suppressed = 0;
     }
 }
 
@@ -239,15 +266,32 @@ impl StreamHandler<io::Result<Accepted>> for Listener {
         } = match accepted {
             Ok(accepted) => accepted,
             Err(error) => {
-                slog::error!(self.context.logger, "accept failed: {}", error);
+                self.accept_failed(&error);
                 return;
             }
         };
         let context = Arc::clone(&self.context);
+        let seat = if context.counted {
+            match context.sessions.take_seat() {
+                Some(seat) => Some(seat),
+                None => {
+                    slog::info!(
+                        context.logger,
+                        "turned a client away: too many connections (--max-connections={})",
+                        context.sessions.max_connections();
+                        "client" => peer
+                    );
+                    actix::spawn(crate::session::turn_away(stream, context.limits));
+                    return;
+                }
+            }
+        } else {
+            None
+        };
         let connection_id = context.sessions.next_connection_id();
         let Some(thread) = self.threads.next() else {
             // This thread's turn: the stream is registered here already.
-            ClientSession::new(context, connection_id, stream, peer, local).start();
+            ClientSession::new(context, connection_id, stream, peer, local, seat).start();
             return;
         };
         // A tokio stream belongs to the runtime that registered it: move it
@@ -261,7 +305,7 @@ impl StreamHandler<io::Result<Accepted>> for Listener {
         };
         thread.spawn_fn(move || match stream.resume() {
             Ok(stream) => {
-                ClientSession::new(context, connection_id, stream, peer, local).start();
+                ClientSession::new(context, connection_id, stream, peer, local, seat).start();
             }
             Err(error) => slog::error!(context.logger, "cannot register connection: {}", error),
         });

@@ -150,9 +150,25 @@ fn coarse_secs() -> u64 {
     }
 }
 
+/// A counted session's place under `--max-connections`, given back when
+/// the session ends.
+pub struct Seat {
+    tracker: Arc<SessionTracker>,
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        self.tracker.seated.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Live sessions, their mailboxes and the shutdown flag they check.
 pub struct SessionTracker {
     live: AtomicUsize,
+    /// Sessions holding a [`Seat`]: those of non-administrative listeners.
+    seated: AtomicUsize,
+    /// `--max-connections`; 0 for no limit.
+    max_connections: usize,
     all_gone: Notify,
     shutting_down: AtomicBool,
     /// By connection id (a B-tree: ids grow, and it needs no hashing).
@@ -185,9 +201,11 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl SessionTracker {
-    pub fn new() -> Arc<Self> {
+    pub fn new(max_connections: usize) -> Arc<Self> {
         Arc::new(Self {
             live: AtomicUsize::new(0),
+            seated: AtomicUsize::new(0),
+            max_connections,
             all_gone: Notify::new(),
             shutting_down: AtomicBool::new(false),
             mailboxes: Mutex::new(BTreeMap::new()),
@@ -231,6 +249,26 @@ impl SessionTracker {
             mailbox,
             waker: None,
         }
+    }
+
+    /// A seat for a new session of a counted listener, unless
+    /// `--max-connections` are taken already. Taken at accept, before the
+    /// session starts, so that a burst of clients cannot overshoot.
+    pub fn take_seat(self: &Arc<Self>) -> Option<Seat> {
+        let max = self.max_connections;
+        self.seated
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |seated| {
+                (max == 0 || seated < max).then_some(seated + 1)
+            })
+            .ok()?;
+        Some(Seat {
+            tracker: Arc::clone(self),
+        })
+    }
+
+    /// `--max-connections` (0 for none).
+    pub fn max_connections(&self) -> usize {
+        self.max_connections
     }
 
     pub fn next_connection_id(&self) -> u64 {
@@ -479,7 +517,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_idle_wait_ends_when_the_shutdown_begins() {
-        let tracker = SessionTracker::new();
+        let tracker = SessionTracker::new(0);
         let mut registration = tracker.register(1, &Arc::from("proxy"), "client");
         let waiting = tokio::spawn(async move {
             registration
@@ -498,7 +536,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_wait_begun_after_the_shutdown_ends_at_once() {
-        let tracker = SessionTracker::new();
+        let tracker = SessionTracker::new(0);
         tracker.begin_shutdown();
         let mut registration = tracker.register(1, &Arc::from("proxy"), "client");
         assert!(registration
@@ -509,7 +547,7 @@ mod tests {
 
     #[tokio::test]
     async fn what_is_ready_is_taken_even_during_shutdown() {
-        let tracker = SessionTracker::new();
+        let tracker = SessionTracker::new(0);
         let mut registration = tracker.register(1, &Arc::from("proxy"), "client");
         tracker.begin_shutdown();
         assert!(matches!(
@@ -520,7 +558,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_message_wakes_the_idle_session_it_is_sent_to_only() {
-        let tracker = SessionTracker::new();
+        let tracker = SessionTracker::new(0);
         let mut first = tracker.register(1, &Arc::from("proxy"), "client");
         let second = tracker.register(2, &Arc::from("proxy"), "client");
         let waiting = tokio::spawn(async move {
@@ -539,7 +577,7 @@ mod tests {
 
     #[test]
     fn the_process_list_shows_each_session_as_it_shows_itself() {
-        let tracker = SessionTracker::new();
+        let tracker = SessionTracker::new(0);
         let first = tracker.register(1, &Arc::from("proxy"), "127.0.0.1:5000");
         let _second = tracker.register(2, &Arc::from("admin"), "127.0.0.1:5001");
         let login = tracker.snapshot(1).unwrap();
@@ -576,7 +614,7 @@ mod tests {
 
     #[tokio::test]
     async fn ended_sessions_leave_the_registry() {
-        let tracker = SessionTracker::new();
+        let tracker = SessionTracker::new(0);
         for id in 1..=3 {
             let mut registration = tracker.register(id, &Arc::from("proxy"), "client");
             let _ = tokio::time::timeout(

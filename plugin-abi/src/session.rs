@@ -31,6 +31,10 @@ pub struct ListenerSpec {
     /// How long to wait for a peer to accept what is written to it, in
     /// milliseconds (`--proxy-write-timeout`).
     pub write_timeout_ms: u64,
+    /// An administrative port (e.g. the admin plugin's): its clients are
+    /// not counted toward `--max-connections`, so an operator can still
+    /// get in when the proxy is full. Default: false.
+    pub administrative: bool,
 }
 
 impl ListenerSpec {
@@ -47,6 +51,7 @@ impl ListenerSpec {
             connect_timeout_ms: Self::DEFAULT_CONNECT_TIMEOUT_MS,
             read_timeout_ms: Self::DEFAULT_READ_TIMEOUT_MS,
             write_timeout_ms: Self::DEFAULT_WRITE_TIMEOUT_MS,
+            administrative: false,
         }
     }
 }
@@ -62,6 +67,11 @@ pub trait ListenerFfi: Send + Sync + 'static {
     fn read_timeout_ms(&self) -> u64;
     #[sabi(last_prefix_field)]
     fn write_timeout_ms(&self) -> u64;
+    /// Since 0.2.2. Whether this is an administrative port, not counted
+    /// toward `--max-connections`.
+    fn administrative(&self) -> bool {
+        false
+    }
 }
 
 impl ListenerFfi for ListenerSpec {
@@ -79,6 +89,9 @@ impl ListenerFfi for ListenerSpec {
     }
     fn write_timeout_ms(&self) -> u64 {
         self.write_timeout_ms
+    }
+    fn administrative(&self) -> bool {
+        self.administrative
     }
 }
 

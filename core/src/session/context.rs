@@ -23,4 +23,7 @@ pub struct ListenerContext {
     pub pool: PoolSpec,
     pub limits: Limits,
     pub sessions: Arc<SessionTracker>,
+    /// Whether its sessions count toward `--max-connections` (not for
+    /// administrative ports).
+    pub counted: bool,
 }

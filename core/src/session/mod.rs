@@ -25,6 +25,7 @@ use mysql_proxy_plugin_abi::{abi_stable::sabi_trait::TD_Opaque, SessionFfi_TO};
 use mysql_proxy_protocol::constants::CapabilityFlags;
 
 use crate::net::{Conn, Stream};
+use crate::sessions::Seat;
 
 /// The actor owning one client connection. It runs the life cycle as one
 /// future and stops when the connection is closed.
@@ -36,12 +37,15 @@ pub struct ClientSession {
 impl ClientSession {
     /// Prepares a session for an accepted connection; the stream must belong
     /// to the runtime of the arbiter the actor is started on.
+    /// `seat` is its place under `--max-connections` (none for an
+    /// administrative listener), held until the session ends.
     pub fn new(
         context: Arc<ListenerContext>,
         connection_id: u64,
         stream: Stream,
         peer: String,
         local: String,
+        seat: Option<Seat>,
     ) -> Self {
         let mut state = state::SessionState {
             connection_id,
@@ -68,7 +72,9 @@ impl ClientSession {
         };
         let client = Conn::new(stream, context.limits);
         Self {
-            lifecycle: Some(Box::new(state::Session::new(context, hooks, state, client))),
+            lifecycle: Some(Box::new(state::Session::new(
+                context, hooks, state, client, seat,
+            ))),
         }
     }
 }
@@ -88,4 +94,15 @@ impl Actor for ClientSession {
             );
         }
     }
+}
+
+/// Turns away a client before any session starts (`--max-connections`
+/// reached): the ERR it reads instead of a greeting, as a server that is
+/// full sends it, then the connection is closed.
+pub async fn turn_away(stream: Stream, limits: crate::net::Limits) {
+    let error = mysql_proxy_plugin_abi::SqlError::new(1040, "08004", "Too many connections");
+    let mut client = Conn::new(stream, limits);
+    let _ = client
+        .send_payloads(0, &[reply::error_payload(&error, false)])
+        .await;
 }

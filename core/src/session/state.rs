@@ -20,7 +20,7 @@ use crate::backend::pool::Login;
 use crate::backend::server::ServerConn;
 use crate::error::SessionError;
 use crate::net::{Conn, ConnError};
-use crate::sessions::{Control, SessionRegistration};
+use crate::sessions::{Control, Seat, SessionRegistration};
 
 /// Attributes a connection failure to the client.
 pub(super) fn client_error(error: ConnError) -> SessionError {
@@ -215,6 +215,8 @@ pub(super) struct Session {
     /// The session's mailbox (control messages) and what it shows of
     /// itself in the process list.
     pub mailbox: SessionRegistration,
+    /// Its place under `--max-connections`, given back when it ends.
+    _seat: Option<Seat>,
     /// Bytes of commands received from the client, and of responses
     /// relayed to it.
     pub bytes_in: u64,
@@ -232,6 +234,7 @@ impl Session {
         hooks: HooksBox,
         state: SessionState,
         client: Conn,
+        seat: Option<Seat>,
     ) -> Self {
         let logger = context.logger.new(slog::o!(
             "conn" => state.connection_id,
@@ -258,6 +261,7 @@ impl Session {
             ending_mid_command: false,
             check_compression: false,
             mailbox,
+            _seat: seat,
             bytes_in: 0,
             bytes_out: 0,
             command: None,

@@ -86,7 +86,9 @@ impl Plugin for AdminPlugin {
     type Hooks = AdminSession;
 
     fn listeners(&self) -> Vec<ListenerSpec> {
-        vec![ListenerSpec::new("admin", &self.address)]
+        let mut listener = ListenerSpec::new("admin", &self.address);
+        listener.administrative = true;
+        vec![listener]
     }
 
     fn new_session(&self, _session: &Session<'_>) -> AdminSession {

@@ -69,7 +69,9 @@ impl Plugin for DebugPlugin {
     type Hooks = DebugSession;
 
     fn listeners(&self) -> Vec<ListenerSpec> {
-        vec![ListenerSpec::new("debug", &self.address)]
+        let mut listener = ListenerSpec::new("debug", &self.address);
+        listener.administrative = true;
+        vec![listener]
     }
 
     fn new_session(&self, _session: &Session<'_>) -> DebugSession {
