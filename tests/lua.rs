@@ -448,3 +448,42 @@ end
     assert_eq!(dir, "directory");
     assert_eq!(one(&mut conn, "SELECT 'other'"), "other");
 }
+
+#[test]
+fn a_failed_statement_leaves_the_transaction_flags_as_they_were() {
+    let server = MariaDb::start();
+    let (_dir, path) = script(
+        r#"
+function read_query(packet)
+    if packet:byte() ~= proxy.COM_QUERY then return end
+    proxy.queries:append(1, packet, { resultset_is_needed = true })
+    return proxy.PROXY_SEND_QUERY
+end
+
+function read_query_result(inj)
+    local flags = inj.resultset.flags
+    proxy.global.in_trans = flags.in_trans
+    if inj.query:sub(2) == "SELECT 'flags'" then
+        proxy.response = {
+            type = proxy.MYSQLD_PACKET_OK,
+            resultset = {
+                fields = { { name = "in_trans" } },
+                rows = { { tostring(proxy.global.before) } },
+            },
+        }
+        return proxy.PROXY_SEND_RESULT
+    end
+    proxy.global.before = flags.in_trans
+end
+"#,
+    );
+    let proxy = proxy_with(&server, &path);
+    let mut conn = proxy.endpoint().root_conn();
+    conn.query_drop("BEGIN").unwrap();
+    conn.query_drop("SELECT * FROM no_such_table").unwrap_err();
+    // What the failed statement's result said: still in the transaction.
+    assert_eq!(one(&mut conn, "SELECT 'flags'"), "true");
+    conn.query_drop("ROLLBACK").unwrap();
+    conn.query_drop("SELECT * FROM no_such_table").unwrap_err();
+    assert_eq!(one(&mut conn, "SELECT 'flags'"), "false");
+}

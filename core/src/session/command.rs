@@ -90,7 +90,7 @@ impl Session {
 
     /// Keeps the session state in step with what the server did.
     fn after_response(&mut self, command: &[u8], summary: &relay::Summary) {
-        self.state.server_status = summary.status;
+        self.state.server_status = summary.status_after(self.state.server_status);
         if command.first() == Some(&(Command::ChangeUser as u8)) {
             // Whatever the outcome, the connection is no longer logged in
             // as the login the pool would file it under.

@@ -59,6 +59,19 @@ pub(super) struct Summary {
 }
 
 impl Summary {
+    /// The server's status after this response, `before` being the status
+    /// before it: an ERR carries none, and the server's status does not
+    /// change for it (a statement failing in a transaction leaves the
+    /// transaction open), so the last OK/EOF's if the response had one
+    /// (earlier results of a multi-statement), else `before`.
+    pub fn status_after(&self, before: u16) -> u16 {
+        if self.is_error && self.status == 0 {
+            before
+        } else {
+            self.status
+        }
+    }
+
     /// Records the arrival and the leading bytes (at most
     /// [`TRACKER_PREFIX_LEN`]) of the response's first packet.
     fn note_first_packet(&mut self, prefix: &[u8]) {
@@ -360,7 +373,7 @@ pub(super) async fn run_injection(
         affected_rows,
         last_insert_id,
         warnings: summary.warnings,
-        server_status: summary.status,
+        server_status: summary.status_after(session.state.server_status),
         row_count: summary.rows,
         bytes: summary.row_bytes,
         query_time_us: micros(summary.first_at.unwrap_or(done_at) - sent_at),
