@@ -15,6 +15,8 @@ use mlua::{Lua, UserData, UserDataMethods, Value};
 use mysql_proxy_plugin_abi::abi_stable::std_types::{RNone, RSome};
 use mysql_proxy_plugin_abi::Session;
 
+use crate::queries::{raising, reply};
+
 /// What the plugin saw of the connection that the host's session does not
 /// keep: the server's challenge (from its handshake) and the client's
 /// answer to it (from its auth response).
@@ -70,17 +72,47 @@ pub(crate) struct SessionSlot(pub(crate) Arc<SlotCell>);
 
 impl UserData for SessionSlot {
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        // Both answer `(ok, value or message)`: the Lua side raises the
+        // message at the script's line (runtime.rs, the prelude).
         methods.add_method("get", |lua, this, key: mlua::LuaString| {
-            let session = this.0.current.get().ok_or_else(outside_a_hook)?;
-            // SAFETY: see `unsafe impl Send for SlotCell`: the session is
-            // alive while the pointer is set.
-            unsafe { session.as_ref() }.get(lua, &key.to_str()?)
+            let got = this
+                .0
+                .current
+                .get()
+                .ok_or_else(outside_a_hook)
+                .and_then(|session| {
+                    // SAFETY: see `unsafe impl Send for SlotCell`: the session
+                    // is alive while the pointer is set.
+                    unsafe { session.as_ref() }.get(lua, &key.to_str()?)
+                });
+            reply(lua, got.map_err(|error| message(&error)))
         });
-        methods.add_method("set", |_, this, (key, value): (mlua::LuaString, Value)| {
-            let mut session = this.0.current.get().ok_or_else(outside_a_hook)?;
-            // SAFETY: as above; nothing else holds the session meanwhile.
-            unsafe { session.as_mut() }.set(&key.to_str()?, value)
-        });
+        methods.add_method(
+            "set",
+            |lua, this, (key, value): (mlua::LuaString, Value)| {
+                let set =
+                    this.0
+                        .current
+                        .get()
+                        .ok_or_else(outside_a_hook)
+                        .and_then(|mut session| {
+                            // SAFETY: as above; nothing else holds the session meanwhile.
+                            unsafe { session.as_mut() }.set(&key.to_str()?, value)
+                        });
+                reply(
+                    lua,
+                    set.map(|()| Value::Nil).map_err(|error| message(&error)),
+                )
+            },
+        );
+    }
+}
+
+/// The text of an error raised from Rust.
+fn message(error: &mlua::Error) -> String {
+    match error {
+        mlua::Error::RuntimeError(message) => message.clone(),
+        other => other.to_string(),
     }
 }
 
@@ -206,26 +238,23 @@ impl SessionAccess<'_, '_> {
         let fields = socket;
         let socket = lua.create_table()?;
         let read_only = lua.create_table()?;
-        read_only.set(
-            "__index",
-            lua.create_function(move |_, (_, key): (Value, mlua::LuaString)| {
-                if key.as_bytes().as_ref() == b"address" {
-                    return Err(mlua::Error::runtime(
-                        ".address is deprecated. Use .src.name or .dst.name instead",
-                    ));
-                }
-                fields.raw_get::<Value>(key)
-            })?,
-        )?;
-        read_only.set(
-            "__newindex",
-            lua.create_function(|_, (_, key, _): (Value, mlua::LuaString, Value)| {
-                Err::<(), _>(mlua::Error::runtime(format!(
+        let index = lua.create_function(move |lua, (_, key): (Value, mlua::LuaString)| {
+            if key.as_bytes().as_ref() == b"address" {
+                let deprecated = ".address is deprecated. Use .src.name or .dst.name instead";
+                return reply(lua, Err(deprecated.to_string()));
+            }
+            reply(lua, Ok(fields.raw_get::<Value>(key)?))
+        })?;
+        read_only.set("__index", raising(lua, index)?)?;
+        let new_index =
+            lua.create_function(|lua, (_, key, _): (Value, mlua::LuaString, Value)| {
+                let refused = format!(
                     "proxy.connection socket field {} is not writable",
                     key.to_string_lossy()
-                )))
-            })?,
-        )?;
+                );
+                reply(lua, Err(refused))
+            })?;
+        read_only.set("__newindex", raising(lua, new_index)?)?;
         socket.set_metatable(Some(read_only))?;
         Ok(Value::Table(socket))
     }

@@ -110,8 +110,13 @@ impl ScriptHooks {
                     }
                     args(lua, private, keys)
                 });
-        if let Err(ScriptError::Hook { .. }) = &outcome {
-            self.log(LogLevel::Critical, &outcome_text(&outcome));
+        match &outcome {
+            Err(ScriptError::Hook { .. }) => self.log(LogLevel::Critical, &outcome_text(&outcome)),
+            // The script never ran for this connection: no later hook of
+            // it runs either (its disconnect_client would load the file
+            // again and run the top level a second time).
+            Err(ScriptError::Load(_) | ScriptError::Execute(_)) => self.connection = None,
+            _ => {}
         }
         outcome
     }

@@ -33,6 +33,8 @@ use crate::watchdog::Watchdog;
 /// reads and writes through the session slot.
 const PROXY_PRELUDE: &str = r#"
 local constants, version, slot = ...
+-- As the state had it: scripts may replace the global.
+local error = error
 local redirect = {}
 local proxy = { global = { config = {} } }
 for name, value in pairs(constants) do proxy[name] = value end
@@ -51,8 +53,15 @@ setmetatable(proxy, {
     end,
 })
 local connection_mt = {
-    __index = function(_, key) return slot:get(key) end,
-    __newindex = function(_, key, value) slot:set(key, value) end,
+    __index = function(_, key)
+        local ok, value = slot:get(key)
+        if not ok then error(value, 2) end
+        return value
+    end,
+    __newindex = function(_, key, value)
+        local ok, message = slot:set(key, value)
+        if not ok then error(message, 2) end
+    end,
 }
 _G.proxy = proxy
 return redirect, function() return setmetatable({}, connection_mt) end
