@@ -487,3 +487,50 @@ end
     conn.query_drop("SELECT * FROM no_such_table").unwrap_err();
     assert_eq!(one(&mut conn, "SELECT 'flags'"), "false");
 }
+
+#[test]
+fn an_injected_init_db_moves_the_server_connection_and_a_passed_on_one_the_client() {
+    let server = MariaDb::start();
+    let (_dir, path) = script(
+        r#"
+function read_query(packet)
+    if packet:byte() == proxy.COM_INIT_DB then
+        -- The client's own command, passed on as an injection.
+        proxy.queries:append(1, packet)
+        return proxy.PROXY_SEND_QUERY
+    end
+    local query = packet:sub(2)
+    if query == "SELECT 'sync'" then
+        proxy.queries:append(2, string.char(proxy.COM_INIT_DB) .. "mysql",
+            { resultset_is_needed = true })
+        proxy.queries:append(3, string.char(proxy.COM_QUERY) .. "SELECT DATABASE()")
+        return proxy.PROXY_SEND_QUERY
+    elseif query == "SELECT 'dbs'" then
+        proxy.response = {
+            type = proxy.MYSQLD_PACKET_OK,
+            resultset = {
+                fields = { { name = "client" }, { name = "server" } },
+                rows = { { proxy.connection.client.default_db,
+                           proxy.connection.server.default_db } },
+            },
+        }
+        return proxy.PROXY_SEND_RESULT
+    end
+end
+
+function read_query_result(inj)
+    if inj.id == 2 then return proxy.PROXY_IGNORE_RESULT end
+end
+"#,
+    );
+    let proxy = proxy_with(&server, &path);
+    let mut conn = proxy.endpoint().root_conn();
+    conn.query_drop("CREATE DATABASE IF NOT EXISTS lua_db")
+        .unwrap();
+    conn.select_db("lua_db");
+    let dbs: (String, String) = conn.query_first("SELECT 'dbs'").unwrap().unwrap();
+    assert_eq!(dbs, ("lua_db".to_string(), "lua_db".to_string()));
+    assert_eq!(one(&mut conn, "SELECT 'sync'"), "mysql");
+    let dbs: (String, String) = conn.query_first("SELECT 'dbs'").unwrap().unwrap();
+    assert_eq!(dbs, ("lua_db".to_string(), "mysql".to_string()));
+}

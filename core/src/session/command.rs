@@ -3,7 +3,7 @@
 //! queries; and the session state kept in step with what the server did.
 
 use mysql_proxy_plugin_abi::{
-    abi_stable::std_types::RVec, Injection, QueryDecision, Response, SqlError,
+    abi_stable::std_types::RVec, Injection, QueryDecision, Response, ResultKind, SqlError,
 };
 use mysql_proxy_protocol::codec::HEADER_LEN;
 use mysql_proxy_protocol::constants::{CapabilityFlags, Command};
@@ -123,6 +123,25 @@ impl Session {
         }
     }
 
+    /// Keeps the session state in step with an injected command that
+    /// succeeded: a COM_INIT_DB moves the server connection to another
+    /// database (a script syncing it before a query, as MySQL Proxy's
+    /// rw-splitting did), and the client's too when it is the client's own
+    /// command passed on.
+    fn after_injection(&mut self, command: &[u8]) {
+        let Some((&code, db)) = command.split_first() else {
+            return;
+        };
+        if code != Command::InitDb as u8 {
+            return;
+        }
+        self.state.server_db = text(db);
+        if self.command.as_deref() == Some(command) {
+            self.state.default_db = self.state.server_db.clone();
+            self.show_identity();
+        }
+    }
+
     /// Runs queued injections one after the other; `replied` says whether
     /// the client already got its one response for this command.
     async fn run_injections(
@@ -141,6 +160,9 @@ impl Session {
             replied |= outcome.streamed_to_client;
             // An injected BEGIN or COMMIT changes the session's status too.
             self.state.server_status = result.server_status;
+            if result.kind == ResultKind::Ok {
+                self.after_injection(&injection.payload);
+            }
             let decision = known(self.call_hook(|hooks, session| {
                 hooks.read_query_result(session, result.for_hook(), &mut queue)
             }));
