@@ -534,3 +534,19 @@ end
     let dbs: (String, String) = conn.query_first("SELECT 'dbs'").unwrap().unwrap();
     assert_eq!(dbs, ("lua_db".to_string(), "mysql".to_string()));
 }
+
+#[test]
+fn print_output_shows_while_the_proxy_runs() {
+    let server = MariaDb::start();
+    let (_dir, path) = script("function read_query(packet) print('seen', packet:sub(2)) end\n");
+    let proxy = proxy_with(&server, &path);
+    let mut conn = proxy.endpoint().root_conn();
+    assert_eq!(one(&mut conn, "SELECT 'printed'"), "printed");
+    // stdout is a file here: without a flush per print the line would
+    // wait in the stream's buffer until the proxy exits.
+    assert!(
+        proxy.stdout_text().contains("seen\tSELECT 'printed'\n"),
+        "{}",
+        proxy.stdout_text()
+    );
+}

@@ -35,6 +35,14 @@ const PROXY_PRELUDE: &str = r#"
 local constants, version, slot = ...
 -- As the state had it: scripts may replace the global.
 local error = error
+-- Lua's print writes to a C stream that a proxy running as a service
+-- buffers in blocks (its stdout a pipe or a file): a script's output
+-- would show at exit. Each print is flushed, as on a terminal.
+local lua_print, stdout = print, io.stdout
+print = function(...)
+    lua_print(...)
+    stdout:flush()
+end
 local redirect = {}
 local proxy = { global = { config = {} } }
 for name, value in pairs(constants) do proxy[name] = value end
