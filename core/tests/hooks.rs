@@ -54,6 +54,12 @@ impl PluginDefinition for TestPlugin {
             .into_result()
             .map_err(|e| e.to_string())?;
         }
+        let scenario = options.get("scenario").unwrap_or_default();
+        if scenario.starts_with("pool-") {
+            host.set_option("pool-max-idle".into(), "4".into())
+                .into_result()
+                .map_err(|e| e.to_string())?;
+        }
         Ok(Self {
             address: options.get("address").unwrap_or_default().to_string(),
             scenario: options.get("scenario").unwrap_or_default().to_string(),
@@ -135,6 +141,7 @@ impl Hooks for TestHooks {
             "connect-reply-error" => {
                 ConnectDecision::Reply(Response::Error(SqlError::new(1040, "08004", "too many")))
             }
+            "pool-connect-fresh" => ConnectDecision::Fresh(0),
             _ => ConnectDecision::Backend(0),
         })
     }
@@ -408,6 +415,27 @@ fn connect_default_lets_the_host_pick_a_backend() {
         let port: u16 = conn.query_first("SELECT @@port").unwrap().unwrap();
         assert_eq!(port, server.port());
     });
+}
+
+#[test]
+fn connect_fresh_opens_a_new_connection_though_one_is_pooled() {
+    for (scenario, reused) in [
+        ("pool-connect-backend", true),
+        ("pool-connect-fresh", false),
+    ] {
+        with_scenario(scenario, |endpoint, _| {
+            let thread_id = |conn: &mut Conn| -> u64 {
+                conn.query_first("SELECT CONNECTION_ID()").unwrap().unwrap()
+            };
+            let mut first = endpoint.root_conn();
+            let parked = thread_id(&mut first);
+            drop(first);
+            // The pool holds the first client's connection once it is parked.
+            thread::sleep(Duration::from_millis(300));
+            let mut second = endpoint.root_conn();
+            assert_eq!(thread_id(&mut second) == parked, reused, "{scenario}");
+        });
+    }
 }
 
 #[test]

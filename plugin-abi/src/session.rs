@@ -346,6 +346,10 @@ pub enum ConnectDecision {
     /// the plugin answers every later hook itself; anything else (an error) is
     /// sent and the connection closed.
     Reply(Response),
+    /// Since 0.2.2. As `Backend`, with a new connection even when the
+    /// backend has pooled ones (MySQL Proxy's rule after a script took a
+    /// pooled connection and did not use it).
+    Fresh(u32),
 }
 
 /// Decision of `read_handshake`.

@@ -101,10 +101,11 @@ impl Session {
     /// then connect, trying the next eligible backend on failure.
     async fn connect_server(&mut self) -> Phase {
         let decision = known(self.call_hook(|hooks, session| hooks.connect_server(session)));
-        let wanted = match decision {
+        let (wanted, fresh) = match decision {
             Err(error) => return self.refuse(error).await,
-            Ok(Some(ConnectDecision::Default)) => None,
-            Ok(Some(ConnectDecision::Backend(ndx))) => Some(ndx),
+            Ok(Some(ConnectDecision::Default)) => (None, false),
+            Ok(Some(ConnectDecision::Backend(ndx))) => (Some(ndx), false),
+            Ok(Some(ConnectDecision::Fresh(ndx))) => (Some(ndx), true),
             Ok(Some(ConnectDecision::Reply(response))) => {
                 // A pooled connection the hook took goes back unused.
                 if let Some(taken) = self.server.take() {
@@ -119,7 +120,7 @@ impl Session {
             // client is greeted by it.
             return Phase::ReadHandshake;
         }
-        match self.connect_backend(wanted).await {
+        match self.connect_backend(wanted, fresh).await {
             Ok(server) => {
                 let backend = server.lease.backend();
                 self.state.backend_ndx = Some(backend.ndx);
@@ -139,31 +140,39 @@ impl Session {
     async fn connect_backend(
         &mut self,
         mut wanted: Option<u32>,
+        mut fresh: bool,
     ) -> Result<ServerConn, SessionError> {
         let registry = Arc::clone(&self.context.registry);
         loop {
-            let candidate = wanted
+            let wanted_one = wanted
                 .take()
                 .and_then(|ndx| registry.get(ndx))
                 .filter(|b| b.is_usable() && !self.failed_backends.contains(&b.ndx))
-                .map(BackendLease::new)
-                .or_else(|| registry.claim(self.context.balance, &self.failed_backends));
+                .map(BackendLease::new);
+            // A fresh connection was asked of the wanted backend only.
+            let fresh = std::mem::take(&mut fresh) && wanted_one.is_some();
+            let candidate =
+                wanted_one.or_else(|| registry.claim(self.context.balance, &self.failed_backends));
             let Some(lease) = candidate else {
                 slog::error!(self.logger, "Cannot connect, all backends are down.");
                 return Err(SessionError::NoBackend);
             };
-            let lease =
-                match ServerConn::from_pool(lease, self.context.limits, &self.context.pool, None) {
-                    Ok(server) => {
-                        slog::debug!(
-                            self.logger,
-                            "reusing a pooled connection to {}",
-                            server.name()
-                        );
-                        return Ok(server);
-                    }
-                    Err(lease) => lease,
-                };
+            let pooled = if fresh {
+                Err(lease)
+            } else {
+                ServerConn::from_pool(lease, self.context.limits, &self.context.pool, None)
+            };
+            let lease = match pooled {
+                Ok(server) => {
+                    slog::debug!(
+                        self.logger,
+                        "reusing a pooled connection to {}",
+                        server.name()
+                    );
+                    return Ok(server);
+                }
+                Err(lease) => lease,
+            };
             let backend = Arc::clone(lease.backend());
             match ServerConn::open(lease, self.context.limits, self.context.connect_timeout).await {
                 Some(server) => return Ok(server),

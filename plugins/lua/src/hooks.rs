@@ -210,12 +210,14 @@ impl Hooks for ScriptHooks {
             // The pooled connection the script took, if any.
             Some(PROXY_IGNORE_RESULT) if session.has_server() => ConnectDecision::Default,
             _ => {
-                if session.has_server() {
+                let taken = session.has_server();
+                if taken {
                     // Taken but not asked for: back to the pool, and a new
                     // connection to the chosen backend (0.8's rule).
                     session.set_backend_ndx(None.into());
                 }
                 match chosen {
+                    Some(ndx) if taken => ConnectDecision::Fresh(ndx),
                     Some(ndx) => ConnectDecision::Backend(ndx),
                     None => ConnectDecision::Default,
                 }
