@@ -638,3 +638,62 @@ fn client_drops_mid_100mb_result() {
     }
     setup.finish();
 }
+
+#[test]
+fn a_client_dribbling_its_login_is_closed_after_the_login_timeout() {
+    use std::io::{Read, Write};
+    let server = MariaDb::start();
+    let proxy = Proxy::builder()
+        .backend(server.addr())
+        .arg("--login-timeout=1")
+        .start()
+        .expect("proxy with --login-timeout");
+    let mut slow = TcpStream::connect(proxy.endpoint().addr()).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut greeting = [0u8; 4];
+    slow.read_exact(&mut greeting).unwrap();
+    let length = usize::from(greeting[0]) | usize::from(greeting[1]) << 8;
+    let mut rest = vec![0u8; length];
+    slow.read_exact(&mut rest).unwrap();
+    // A login sent one byte every 300 ms (a 100-byte packet announced).
+    let started = Instant::now();
+    let mut closed_after = None;
+    for byte in [100u8, 0, 0, 1]
+        .into_iter()
+        .chain(std::iter::repeat(b'x'))
+        .take(40)
+    {
+        if slow.write_all(&[byte]).is_err() {
+            closed_after = Some(started.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        slow.set_nonblocking(true).unwrap();
+        let mut reply = [0u8; 256];
+        let read = slow.read(&mut reply);
+        slow.set_nonblocking(false).unwrap();
+        match read {
+            Ok(0) => {
+                closed_after = Some(started.elapsed());
+                break;
+            }
+            Ok(n) => {
+                // The ERR: header, 0xff, code 1043 (LE), then its text.
+                assert_eq!(reply[4], 0xff, "{:?}", &reply[..n]);
+                assert_eq!(u16::from_le_bytes([reply[5], reply[6]]), 1043);
+                let text = String::from_utf8_lossy(&reply[7..n]);
+                assert!(text.contains("--login-timeout"), "{text}");
+                closed_after = Some(started.elapsed());
+                break;
+            }
+            Err(_) => {}
+        }
+    }
+    let closed_after = closed_after.expect("the proxy kept the dribbling client for 12 s");
+    assert!(closed_after < Duration::from_secs(3), "{closed_after:?}");
+    // Clients that log in go on.
+    let mut conn = proxy.endpoint().root_conn();
+    let one: u8 = conn.query_first("SELECT 1").unwrap().unwrap();
+    assert_eq!(one, 1);
+}

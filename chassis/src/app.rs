@@ -279,6 +279,7 @@ async fn serve(
         EngineConfig {
             event_threads: config.event_threads,
             max_connections: config.max_connections,
+            login_timeout: config.login_timeout,
             max_packet_size: MAX_PACKET_SIZE,
             shutdown_grace: SHUTDOWN_GRACE,
             health: config.health.clone(),

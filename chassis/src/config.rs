@@ -432,6 +432,9 @@ pub struct ChassisConfig {
     /// `--max-connections`: sessions beyond it are refused with ERR 1040.
     /// Default: 0 (no limit).
     pub max_connections: usize,
+    /// `--login-timeout`: time from a client's connection to the end of
+    /// its login. Default: 10 s; zero for no limit.
+    pub login_timeout: Duration,
     /// `--lua-path`: forced `LUA_PATH`. Default: none (keep the environment's,
     /// or `<basedir>/lib/mysql-proxy/lua/?.lua`).
     pub lua_path: Option<String>,
@@ -551,6 +554,7 @@ impl ChassisConfig {
                 }
             },
         };
+        let login_timeout = seconds(names::LOGIN_TIMEOUT, Duration::from_secs(10), true);
         let defaults = HealthConfig::default();
         let health = HealthConfig {
             interval: seconds(names::HEALTH_CHECK_INTERVAL, defaults.interval, true),
@@ -580,6 +584,7 @@ impl ChassisConfig {
             max_open_files,
             event_threads,
             max_connections,
+            login_timeout,
             lua_path: string(names::LUA_PATH),
             lua_cpath: string(names::LUA_CPATH),
             health,

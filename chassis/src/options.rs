@@ -92,6 +92,7 @@ pub mod names {
     pub const MAX_OPEN_FILES: &str = "max-open-files";
     pub const EVENT_THREADS: &str = "event-threads";
     pub const MAX_CONNECTIONS: &str = "max-connections";
+    pub const LOGIN_TIMEOUT: &str = "login-timeout";
     pub const LUA_PATH: &str = "lua-path";
     pub const LUA_CPATH: &str = "lua-cpath";
     pub const HEALTH_CHECK_INTERVAL: &str = "health-check-interval";
@@ -208,6 +209,13 @@ pub fn chassis_options() -> OptGroup {
             Integer,
             "n",
             "refuse clients beyond n open sessions with ERR 1040 Too many connections; the admin and debug ports are not counted (default: 0, no limit)",
+        ),
+        OptDesc::chassis(
+            LOGIN_TIMEOUT,
+            None,
+            OptionKind::Double,
+            "seconds",
+            "close a client that has not finished its login this long after it connected, with ERR 1043 Bad handshake, as MySQL's connect_timeout; 0 for no limit (default: 10)",
         ),
         OptDesc::chassis(LUA_PATH, None, Str, "path", "set the LUA_PATH"),
         OptDesc::chassis(LUA_CPATH, None, Str, "path", "set the LUA_CPATH"),

@@ -24,6 +24,9 @@ pub struct EngineConfig {
     /// Sessions of non-administrative listeners beyond this are refused
     /// with ERR 1040; 0 for no limit.
     pub max_connections: usize,
+    /// Time from a client's connection to the end of its login; zero for
+    /// no limit.
+    pub login_timeout: Duration,
     /// Largest packet accepted from a client or server, in bytes.
     pub max_packet_size: usize,
     /// How long a shutdown waits for sessions to finish their command.
@@ -37,6 +40,7 @@ impl Default for EngineConfig {
         Self {
             event_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             max_connections: 0,
+            login_timeout: Duration::from_secs(10),
             max_packet_size: 1 << 30,
             shutdown_grace: Duration::from_secs(10),
             health: HealthConfig::default(),
@@ -146,6 +150,7 @@ impl Engine {
                     },
                     sessions: Arc::clone(&self.sessions),
                     counted: !spec.administrative(),
+                    login_timeout: Some(self.config.login_timeout).filter(|t| !t.is_zero()),
                 });
                 listeners.push(Listener::new(socket, context, Arc::clone(&threads)).start());
             }

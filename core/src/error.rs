@@ -34,6 +34,10 @@ pub enum SessionError {
     ClientCompressed,
     #[error("client protocol error: {0}")]
     ClientProtocol(String),
+    /// The login did not end within the login timeout (a client too slow,
+    /// or one sending a byte at a time to hold a connection).
+    #[error("the login took longer than {0:?}")]
+    LoginTimeout(std::time::Duration),
     #[error("backend {backend} closed the connection")]
     BackendClosed { backend: String },
     #[error("backend {backend} connection failed: {error}")]
@@ -69,7 +73,8 @@ impl SessionError {
             | SessionError::ClientOutOfOrder { .. }
             | SessionError::ClientTlsNotOffered
             | SessionError::ClientCompressed
-            | SessionError::ClientProtocol(_) => Fault::Client,
+            | SessionError::ClientProtocol(_)
+            | SessionError::LoginTimeout(_) => Fault::Client,
             SessionError::BackendClosed { .. }
             | SessionError::BackendIo { .. }
             | SessionError::BackendTimeout { .. }
@@ -128,6 +133,15 @@ impl SessionError {
             SessionError::ClientTlsNotOffered => {
                 Some(SqlError::new(1043, "08S01", "Bad handshake"))
             }
+            // As MySQL's connect_timeout: the handshake failed.
+            SessionError::LoginTimeout(limit) => Some(SqlError::new(
+                1043,
+                "08S01",
+                format!(
+                    "Bad handshake: the login took longer than {} s (--login-timeout)",
+                    limit.as_secs_f64()
+                ),
+            )),
             SessionError::ClientProtocol(message) => Some(SqlError::new(
                 1105,
                 "08S01",

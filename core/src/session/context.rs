@@ -26,4 +26,7 @@ pub struct ListenerContext {
     /// Whether its sessions count toward `--max-connections` (not for
     /// administrative ports).
     pub counted: bool,
+    /// The time a client has from its connection to the end of its login
+    /// (`--login-timeout`); none for no limit.
+    pub login_timeout: Option<Duration>,
 }

@@ -78,7 +78,14 @@ impl Session {
                     Box::pin(self.disconnect(reason)).await;
                     return;
                 }
-                login => Box::pin(self.log_in(login)).await,
+                login => match self.context.login_timeout {
+                    // The session is at accept here: the whole login runs
+                    // under the limit.
+                    Some(limit) => tokio::time::timeout(limit, Box::pin(self.log_in(login)))
+                        .await
+                        .unwrap_or(Phase::Disconnect(Some(SessionError::LoginTimeout(limit)))),
+                    None => Box::pin(self.log_in(login)).await,
+                },
             };
         }
     }
