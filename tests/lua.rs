@@ -527,7 +527,7 @@ end
     let mut conn = proxy.endpoint().root_conn();
     conn.query_drop("CREATE DATABASE IF NOT EXISTS lua_db")
         .unwrap();
-    conn.select_db("lua_db");
+    conn.select_db("lua_db").unwrap();
     let dbs: (String, String) = conn.query_first("SELECT 'dbs'").unwrap().unwrap();
     assert_eq!(dbs, ("lua_db".to_string(), "lua_db".to_string()));
     assert_eq!(one(&mut conn, "SELECT 'sync'"), "mysql");
