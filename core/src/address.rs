@@ -120,19 +120,20 @@ pub fn socket_addr_text(addr: &SocketAddr) -> String {
 }
 
 fn push_decimal(text: &mut String, value: u16) {
+    // Least significant first; a u16 has at most five digits.
     let mut digits = [0u8; 5];
+    let mut count = 0;
     let mut rest = value;
-    let mut start = digits.len();
-    loop {
-        start -= 1;
+    for slot in &mut digits {
         // A remainder of 10 is below 10: the digit fits in a u8.
-        digits[start] = b'0' + (rest % 10) as u8;
+        *slot = b'0' + (rest % 10) as u8;
+        count += 1;
         rest /= 10;
         if rest == 0 {
             break;
         }
     }
-    for &digit in &digits[start..] {
+    for &digit in digits.iter().take(count).rev() {
         text.push(char::from(digit));
     }
 }

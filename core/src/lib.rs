@@ -8,6 +8,14 @@
 //! one of the event-thread arbiters, which walks the life cycle charted in
 //! `core/LIFECYCLE.md`.
 
+// Bytes from clients and servers are untrusted: code here never panics on
+// them (an unwrap, an expect or an out-of-range index would end a session
+// at best). Tests may.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
+
 pub mod address;
 pub mod backend;
 pub mod engine;

@@ -42,7 +42,7 @@ impl EventThreads {
     /// current thread (the listeners').
     fn next(&self) -> Option<&ArbiterHandle> {
         let ndx = self.next.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
-        (ndx > 0).then(|| &self.arbiters[ndx])
+        self.arbiters.get(ndx).filter(|_| ndx > 0)
     }
 
     pub fn stop(&self) {

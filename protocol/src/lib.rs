@@ -9,6 +9,14 @@
 //! complete by looking only at packet lengths and a short payload prefix.
 //! [`auth`] holds the password-scramble helpers.
 
+// Bytes from clients and servers are untrusted: code here never panics on
+// them (an unwrap, an expect or an out-of-range index would end a session
+// at best). Tests may.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
+
 pub mod auth;
 pub mod codec;
 pub mod constants;

@@ -352,7 +352,10 @@ impl BackendRegistry {
             BalancePolicy::FirstAvailable => eligible.first().copied(),
             BalancePolicy::RoundRobin => {
                 let start = self.round_robin.fetch_add(1, Ordering::Relaxed);
-                (!eligible.is_empty()).then(|| eligible[start % eligible.len()])
+                start
+                    .checked_rem(eligible.len())
+                    .and_then(|ndx| eligible.get(ndx))
+                    .copied()
             }
             BalancePolicy::Weighted => self.smooth_weighted(&eligible),
         };

@@ -76,9 +76,10 @@ impl Summary {
     /// [`TRACKER_PREFIX_LEN`]) of the response's first packet.
     fn note_first_packet(&mut self, prefix: &[u8]) {
         self.first_at = Some(Instant::now());
-        let len = prefix.len().min(TRACKER_PREFIX_LEN);
-        self.first_prefix[..len].copy_from_slice(&prefix[..len]);
-        self.first_prefix_len = len;
+        for (slot, byte) in self.first_prefix.iter_mut().zip(prefix) {
+            *slot = *byte;
+        }
+        self.first_prefix_len = prefix.len().min(TRACKER_PREFIX_LEN);
     }
 }
 
@@ -133,8 +134,8 @@ pub(super) async fn relay_response(
                 // Stop at the boundary: what follows needs a decision first.
                 break;
             }
-            pos += tracker.skip_rows(&buf[pos..]);
-            let Some((len, _seq)) = codec::parse_header(&buf[pos..]) else {
+            pos += tracker.skip_rows(buf.get(pos..).unwrap_or_default());
+            let Some((len, _seq)) = codec::parse_header(buf.get(pos..).unwrap_or_default()) else {
                 break;
             };
             let prefix_len = len.min(TRACKER_PREFIX_LEN);
@@ -155,7 +156,7 @@ pub(super) async fn relay_response(
             pending_body = len;
         }
         if pos > 0 {
-            let scanned = &buf[..pos];
+            let scanned = buf.get(..pos).unwrap_or_default();
             match sink {
                 Sink::Client => {
                     // From here on an error can no longer be told to the
@@ -430,7 +431,8 @@ pub(super) async fn apply_result_decision(
 
 /// How a response ended, and the OK packet's counts if it was one.
 fn classify(summary: &Summary) -> (ResultKind, u64, u64) {
-    match summary.first_prefix[..summary.first_prefix_len].split_first() {
+    let prefix = summary.first_prefix.get(..summary.first_prefix_len);
+    match prefix.unwrap_or_default().split_first() {
         Some((&OK_HEADER, rest)) => {
             let mut reader = Reader::new(rest);
             let affected = reader.lenenc_int().unwrap_or(0);
