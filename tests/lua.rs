@@ -550,3 +550,46 @@ fn print_output_shows_while_the_proxy_runs() {
         proxy.stdout_text()
     );
 }
+
+#[test]
+fn a_buffered_result_beyond_the_limit_is_an_error_and_the_session_goes_on() {
+    let server = MariaDb::start();
+    let (_dir, path) = script(
+        r#"
+function read_query(packet)
+    if packet:byte() ~= proxy.COM_QUERY then return end
+    proxy.queries:append(1, packet, { resultset_is_needed = true })
+    proxy.queries:append(2, string.char(proxy.COM_QUERY) .. "SELECT 'queued'",
+        { resultset_is_needed = true })
+    return proxy.PROXY_SEND_QUERY
+end
+
+function read_query_result(inj)
+    if inj.id == 2 then return proxy.PROXY_IGNORE_RESULT end
+end
+"#,
+    );
+    let proxy = Proxy::builder()
+        .backend(server.addr())
+        .arg(format!("--proxy-lua-script={}", path.display()))
+        .arg("--proxy-buffered-result-limit=1")
+        .start()
+        .expect("proxy with a script");
+    let mut conn = proxy.endpoint().root_conn();
+    // Two MiB of rows: over the 1 MiB limit.
+    let error = conn
+        .query_drop("SELECT REPEAT('x', 1024) FROM seq_1_to_2048")
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("larger than the 1 MiB a session may buffer"),
+        "{error}"
+    );
+    // The server connection was read to the end: the session goes on.
+    assert_eq!(one(&mut conn, "SELECT 'after'"), "after");
+    let rows: Vec<String> = conn
+        .query("SELECT REPEAT('x', 100) FROM seq_1_to_100")
+        .unwrap();
+    assert_eq!(rows.len(), 100);
+}

@@ -151,6 +151,7 @@ impl Engine {
                     sessions: Arc::clone(&self.sessions),
                     counted: !spec.administrative(),
                     login_timeout: Some(self.config.login_timeout).filter(|t| !t.is_zero()),
+                    buffered_result_limit: settings.buffered_result_limit,
                 });
                 listeners.push(Listener::new(socket, context, Arc::clone(&threads)).start());
             }

@@ -20,10 +20,23 @@ pub use registry::BalancePolicy;
 /// ([`BackendSettings::set`], reached through the host's `set_option`):
 /// the balancing rule and the pool. The engine hands them to every
 /// listener when it starts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BackendSettings {
     pub balance: BalancePolicy,
     pub pool: PoolSpec,
+    /// The most bytes of one injected query's result a session buffers for
+    /// a plugin (`Injection::buffer_result`); 0 for no limit.
+    pub buffered_result_limit: u64,
+}
+
+impl Default for BackendSettings {
+    fn default() -> Self {
+        Self {
+            balance: BalancePolicy::default(),
+            pool: PoolSpec::default(),
+            buffered_result_limit: 64 << 20,
+        }
+    }
 }
 
 impl BackendSettings {
@@ -45,6 +58,13 @@ impl BackendSettings {
                 })?;
             }
             "pool-max-idle" => self.pool.max_idle = count()?,
+            "buffered-result-limit" => {
+                let mib = value
+                    .trim()
+                    .parse::<u64>()
+                    .map_err(|_| format!("{name}: '{value}' is not a number of MiB >= 0"))?;
+                self.buffered_result_limit = mib.saturating_mul(1 << 20);
+            }
             "pool-min-idle" => self.pool.min_idle = count()?,
             "pool-idle-timeout" => {
                 let seconds = value

@@ -152,6 +152,29 @@ impl Session {
         while !queue.is_empty() {
             let injection = queue.remove(0);
             let outcome = relay::run_injection(self, &injection, replied).await?;
+            if outcome.overflowed {
+                // The plugin asked for more than a session may hold: the
+                // client is told, and what is still queued is dropped.
+                slog::warn!(
+                    self.logger,
+                    "the result of injected query {} is larger than the buffered-result limit ({} MiB)",
+                    injection.id,
+                    self.context.buffered_result_limit >> 20
+                );
+                if !replied {
+                    let error = SqlError::new(
+                        1105,
+                        "HY000",
+                        format!(
+                            "(proxy) the result of an injected query is larger than the {} MiB a session may buffer (--proxy-buffered-result-limit)",
+                            self.context.buffered_result_limit >> 20
+                        ),
+                    );
+                    self.send_response(&Response::Error(error)).await?;
+                    replied = true;
+                }
+                break;
+            }
             let Some(result) = outcome.result else {
                 // No response is expected for this command: MySQL Proxy goes
                 // straight back to the client, dropping what is still queued.

@@ -29,4 +29,6 @@ pub struct ListenerContext {
     /// The time a client has from its connection to the end of its login
     /// (`--login-timeout`); none for no limit.
     pub login_timeout: Option<Duration>,
+    /// See [`crate::backend::BackendSettings::buffered_result_limit`].
+    pub buffered_result_limit: u64,
 }

@@ -54,6 +54,9 @@ pub(super) struct Summary {
     pub bytes: u64,
     /// The response's raw frames, for [`Sink::Buffer`].
     pub buffered: BytesMut,
+    /// The response outgrew the session's buffered-result limit: it was
+    /// read to its end and dropped.
+    pub overflowed: bool,
     /// When the first bytes of the response arrived.
     pub first_at: Option<Instant>,
 }
@@ -112,6 +115,7 @@ pub(super) async fn relay_response(
     };
     let client = &mut session.client;
     let stage = &mut session.stage;
+    let buffer_limit = session.context.buffered_result_limit;
     let mut summary = Summary::default();
     // Bytes of the current packet's payload not yet passed through.
     let mut pending_body = 0usize;
@@ -164,7 +168,18 @@ pub(super) async fn relay_response(
                     *stage = ClientStage::MidResponse;
                     client.write_all(scanned).await.map_err(client_error)?
                 }
-                Sink::Buffer => summary.buffered.extend_from_slice(scanned),
+                Sink::Buffer if !summary.overflowed => {
+                    let size = (summary.buffered.len() + scanned.len()) as u64;
+                    if buffer_limit > 0 && size > buffer_limit {
+                        // Read on to the end (the server connection stays
+                        // usable), keeping nothing.
+                        summary.overflowed = true;
+                        summary.buffered = BytesMut::new();
+                    } else {
+                        summary.buffered.extend_from_slice(scanned);
+                    }
+                }
+                Sink::Buffer => {}
                 Sink::Discard => {}
             }
             summary.bytes += pos as u64;
@@ -329,6 +344,8 @@ pub(super) struct InjectionOutcome {
     pub streamed_to_client: bool,
     /// The response's raw frames, when buffered.
     pub raw: Bytes,
+    /// The result was to be buffered and outgrew the limit: dropped.
+    pub overflowed: bool,
 }
 
 /// Sends one injected query and relays its response: buffered if the
@@ -355,6 +372,7 @@ pub(super) async fn run_injection(
             result: None,
             streamed_to_client: false,
             raw: Bytes::new(),
+            overflowed: false,
         });
     }
     let sink = match (injection.buffer_result, replied) {
@@ -385,6 +403,7 @@ pub(super) async fn run_injection(
         result: Some(result),
         streamed_to_client: sink == Sink::Client,
         raw,
+        overflowed: summary.overflowed,
     })
 }
 

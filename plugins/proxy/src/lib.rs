@@ -55,6 +55,7 @@ impl PluginDefinition for ProxyPlugin {
             OptionSpec::new("proxy-connect-timeout", Double, "<seconds>", "connect timeout in seconds (default: 2.0 seconds)"),
             OptionSpec::new("proxy-read-timeout", Double, "<seconds>", "read timeout in seconds (default: 8 hours)"),
             OptionSpec::new("proxy-write-timeout", Double, "<seconds>", "write timeout in seconds (default: 8 hours)"),
+            OptionSpec::new("proxy-buffered-result-limit", Integer, "<MiB>", "the most of one injected query's result a session buffers for a script (resultset_is_needed); beyond it the client gets an error; 0 for no limit (default: 64)"),
             OptionSpec::new("proxy-balance", String, "<policy>", "how new clients are spread over the read/write backends: least-connections, round-robin, weighted (weights as host:port@weight) or first-available (default: least-connections)"),
         ]
     }
@@ -103,6 +104,7 @@ impl PluginDefinition for ProxyPlugin {
             ("proxy-pool-max-idle", "pool-max-idle"),
             ("proxy-pool-min-idle", "pool-min-idle"),
             ("proxy-pool-idle-timeout", "pool-idle-timeout"),
+            ("proxy-buffered-result-limit", "buffered-result-limit"),
         ]
         .into_iter()
         .filter_map(|(option, setting)| options.get(option).map(|v| (setting, v.to_string())))
