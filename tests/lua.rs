@@ -22,9 +22,22 @@ fn script(text: &str) -> (tempfile::TempDir, PathBuf) {
 
 /// The proxy in front of `server`, running `script`.
 fn proxy_with(server: &MariaDb, script: &std::path::Path) -> Proxy {
-    Proxy::builder()
-        .backend(server.addr())
-        .arg(format!("--proxy-lua-script={}", script.display()))
+    proxy_with_args(server, script, [])
+}
+
+/// The proxy in front of `server`, running `script`, with more options.
+fn proxy_with_args<const N: usize>(
+    server: &MariaDb,
+    script: &std::path::Path,
+    args: [String; N],
+) -> Proxy {
+    args.into_iter()
+        .fold(
+            Proxy::builder()
+                .backend(server.addr())
+                .arg(format!("--proxy-lua-script={}", script.display())),
+            |builder, arg| builder.arg(arg),
+        )
         .start()
         .expect("proxy with a script")
 }
@@ -268,12 +281,11 @@ end
 "#,
     )
     .unwrap();
-    let proxy = Proxy::builder()
-        .backend(server.addr())
-        .arg(format!("--proxy-lua-script={}", path.display()))
-        .arg(format!("--lua-path={}/?.lua", dir.path().display()))
-        .start()
-        .expect("proxy with a script");
+    let proxy = proxy_with_args(
+        &server,
+        &path,
+        [format!("--lua-path={}/?.lua", dir.path().display())],
+    );
     let mut conn = proxy.endpoint().root_conn();
     assert_eq!(one(&mut conn, "SELECT 'module'"), "the module");
     assert_eq!(one(&mut conn, "SELECT 'other'"), "other");
@@ -317,12 +329,11 @@ end
 "#,
     )
     .unwrap();
-    let proxy = Proxy::builder()
-        .backend(server.addr())
-        .arg(format!("--proxy-lua-script={}", path.display()))
-        .arg(format!("--lua-path={}/?.lua", dir.path().display()))
-        .start()
-        .expect("proxy with a script");
+    let proxy = proxy_with_args(
+        &server,
+        &path,
+        [format!("--lua-path={}/?.lua", dir.path().display())],
+    );
     let mut conn = proxy.endpoint().root_conn();
     assert_eq!(
         one(
@@ -363,12 +374,7 @@ function read_query(packet)
 end
 "#,
     );
-    let proxy = Proxy::builder()
-        .backend(server.addr())
-        .arg(format!("--proxy-lua-script={}", path.display()))
-        .arg("--proxy-lua-hook-timeout=0.5")
-        .start()
-        .expect("proxy with a script");
+    let proxy = proxy_with_args(&server, &path, ["--proxy-lua-hook-timeout=0.5".to_string()]);
     let endpoint = proxy.endpoint();
     let looping = std::thread::spawn(move || {
         let mut conn = endpoint.root_conn();
@@ -433,12 +439,7 @@ function read_query(packet)
 end
 "#,
     );
-    let proxy = Proxy::builder()
-        .backend(server.addr())
-        .arg(format!("--proxy-lua-script={}", path.display()))
-        .arg(format!("--lua-cpath={modules}/?.so"))
-        .start()
-        .expect("proxy with a script");
+    let proxy = proxy_with_args(&server, &path, [format!("--lua-cpath={modules}/?.so")]);
     let mut conn = proxy.endpoint().root_conn();
     let (json, dir): (String, String) = conn.query_first("42").unwrap().unwrap();
     assert!(
@@ -569,12 +570,11 @@ function read_query_result(inj)
 end
 "#,
     );
-    let proxy = Proxy::builder()
-        .backend(server.addr())
-        .arg(format!("--proxy-lua-script={}", path.display()))
-        .arg("--proxy-buffered-result-limit=1")
-        .start()
-        .expect("proxy with a script");
+    let proxy = proxy_with_args(
+        &server,
+        &path,
+        ["--proxy-buffered-result-limit=1".to_string()],
+    );
     let mut conn = proxy.endpoint().root_conn();
     // Two MiB of rows: over the 1 MiB limit.
     let error = conn
