@@ -15,6 +15,14 @@
 //!   runs `SELECT 1` and disconnects (COM_QUIT) per event, M and 2M events
 //!   (M = 3,000 by default).
 //!
+//! With `--lua`, the measured build runs again with each script of the
+//! benchmark's Lua section (a `read_query` that returns, the timing script,
+//! `connect_server` + `read_auth` hooks that return), each a build of its own
+//! in the tables; with `--top=K`, the K functions whose own instructions per
+//! point select differ most from the first build's are listed for each build
+//! (`callgrind_annotate` of the median round's two runs, the difference
+//! divided by N).
+//!
 //! Each pair of runs is repeated (3 rounds by default, the builds
 //! alternating) and the median is shown with the range. Ir counts every
 //! thread of the proxy (user space only: the kernel's work is not counted).
@@ -24,6 +32,7 @@
 //! `callgrind_annotate`, sysbench reports, valgrind logs) go to
 //! bench/results/callgrind/.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -40,7 +49,7 @@ use crate::report::{num, Table};
 
 const USAGE: &str = "usage: bench/callgrind [--build-dir=DIR] [--baseline=DIR] [--no-build]
                        [--point-selects=N] [--connects=M] [--threads=T] [--rounds=R]
-                       [--proxy-arg=ARG ...]
+                       [--proxy-arg=ARG ...] [--sysbench-arg=ARG ...] [--lua] [--top=K]
   Instructions (callgrind Ir, all threads of the proxy, --event-threads=1)
   per relayed point select and per connect + SELECT 1 + quit cycle, each the
   difference of two runs (N and 2N events; M and 2M) divided by N (M); the
@@ -57,6 +66,14 @@ const USAGE: &str = "usage: bench/callgrind [--build-dir=DIR] [--baseline=DIR] [
   --proxy-arg=ARG    an argument for the measured build's mysql-proxy only
                      (repeatable), e.g. --proxy-arg=--proxy-lua-script=s.lua
                      with --baseline=target/release: the cost of a script
+  --sysbench-arg=ARG  an option for every sysbench run (repeatable), e.g.
+                     --sysbench-arg=--db-ps-mode=disable: queries as text
+  --lua              also the measured build with each script of bench/run's
+                     lua section (read_query returns; the timing script;
+                     connect_server + read_auth return), compared with the
+                     first build (the baseline, else the build without script)
+  --top=K            for each build, the K functions whose own instructions
+                     per point select differ most from the first build's
   Raw outputs go to bench/results/callgrind/.";
 
 /// Rows of the sysbench table the point selects read (the proxy's work does
@@ -114,6 +131,12 @@ struct Options {
     rounds: u32,
     /// Extra arguments of the measured build's proxy.
     proxy_args: Vec<String>,
+    /// Options of every sysbench run.
+    sysbench_args: Vec<String>,
+    /// Also the measured build with each of the Lua section's scripts.
+    lua: bool,
+    /// Functions listed per build (0: none).
+    top: usize,
 }
 
 impl Options {
@@ -126,6 +149,9 @@ impl Options {
             threads: 8,
             rounds: 3,
             proxy_args: Vec::new(),
+            sysbench_args: Vec::new(),
+            lua: false,
+            top: 0,
         };
         for arg in args {
             let (name, value) = match arg.split_once('=') {
@@ -155,6 +181,11 @@ impl Options {
                 "--proxy-arg" => o
                     .proxy_args
                     .push(value.ok_or("--proxy-arg needs a value")?.to_string()),
+                "--sysbench-arg" => o
+                    .sysbench_args
+                    .push(value.ok_or("--sysbench-arg needs a value")?.to_string()),
+                "--lua" => o.lua = true,
+                "--top" => o.top = int(value)? as usize,
                 // Handled by bench/callgrind.
                 "--no-build" => {}
                 "--help" | "-h" => return Err(String::new()),
@@ -193,6 +224,8 @@ impl Workload {
 /// One build to measure: where it came from and the copy that runs.
 struct Build {
     label: &'static str,
+    /// What the tables say it is: the directory, and the script it runs.
+    shown: String,
     source: PathBuf,
     copy: PathBuf,
     /// Extra arguments of its proxy.
@@ -292,10 +325,31 @@ fn measure(opts: &Options) -> Result<(), String> {
         }
         builds.push(Build {
             label,
+            shown: format!("{label} ({})", source.display()),
             source: source.clone(),
             copy,
             args,
         });
+    }
+    if opts.lua {
+        for script in crate::lua::SCRIPTS {
+            let file = results.join(format!("{}.lua", script.label));
+            fs::write(&file, script.text)
+                .map_err(|e| format!("writing {}: {e}", file.display()))?;
+            let mut args = opts.proxy_args.clone();
+            args.push(format!("--proxy-lua-script={}", file.display()));
+            say(
+                started,
+                &format!("{}: this build with {}", script.label, args.join(" ")),
+            );
+            builds.push(Build {
+                label: script.label,
+                shown: format!("this build, Lua: {}", script.title),
+                source: opts.build_dir.clone(),
+                copy: copies.0.join("this-build"),
+                args,
+            });
+        }
     }
 
     let db = MariaDb::builder().start();
@@ -306,7 +360,7 @@ fn measure(opts: &Options) -> Result<(), String> {
             started,
             &format!("sysbench prepare: 1 table x {TABLE_SIZE} rows"),
         );
-        let prepare = sysbench_command("oltp_point_select", db.port(), 1, None);
+        let prepare = sysbench_command("oltp_point_select", db.port(), 1, &[], None);
         run_sysbench(prepare, &results.join("sysbench-prepare.txt"), true)?;
     }
 
@@ -350,7 +404,7 @@ fn measure(opts: &Options) -> Result<(), String> {
 
     let summary = summary_table(&builds, &runs, opts);
     let raw = raw_table(&runs);
-    let text = format!(
+    let mut text = format!(
         "\ncallgrind: instructions executed by mysql-proxy (--event-threads=1, all threads), \
          sysbench with {} client thread(s); each figure is (Ir(2N) - Ir(N)) / N, N = {} point \
          selects, {} connect cycles; median of {} round(s) [min - max]\n\n{}\n\
@@ -363,6 +417,12 @@ fn measure(opts: &Options) -> Result<(), String> {
         summary.markdown(),
         raw.markdown()
     );
+    if opts.top > 0 && opts.point_selects > 0 {
+        say(started, "callgrind_annotate of the median rounds");
+        for (title, table) in function_tables(&builds, &runs, opts, &results)? {
+            text.push_str(&format!("\n{title}\n\n{}", table.markdown()));
+        }
+    }
     print!("{text}");
     let _ = fs::write(results.join("summary.md"), &text);
     say(
@@ -420,8 +480,15 @@ fn describe_build(dir: &Path) -> String {
 }
 
 /// A sysbench command against 127.0.0.1:`port`: `script` is a built-in
-/// workload or a Lua file; `events` None means `prepare`.
-fn sysbench_command(script: &str, port: u16, threads: u32, events: Option<u64>) -> Command {
+/// workload or a Lua file, with `options` beyond these; `events` None means
+/// `prepare`.
+fn sysbench_command(
+    script: &str,
+    port: u16,
+    threads: u32,
+    options: &[String],
+    events: Option<u64>,
+) -> Command {
     let mut cmd = Command::new("sysbench");
     cmd.arg(script)
         .arg("--db-driver=mysql")
@@ -436,6 +503,7 @@ fn sysbench_command(script: &str, port: u16, threads: u32, events: Option<u64>) 
             .arg(format!("--table-size={TABLE_SIZE}"))
             .arg("--rand-type=uniform");
     }
+    cmd.args(options);
     match events {
         None => {
             cmd.arg("prepare");
@@ -527,6 +595,15 @@ fn wait_for(child: &mut Child, bound: Duration) -> Result<std::process::ExitStat
     }
 }
 
+/// What the files of a run are named after.
+fn run_name(round: u32, build: &str, workload: Workload, events: u64) -> String {
+    format!(
+        "r{round}-{}-{}-{events}",
+        build.replace(' ', "-"),
+        workload.name()
+    )
+}
+
 /// One proxy under callgrind, one sysbench run through it, the proxy stopped
 /// (SIGTERM: callgrind writes its counts when the process exits).
 #[allow(clippy::too_many_arguments)]
@@ -541,11 +618,7 @@ fn run_once(
     results: &Path,
 ) -> Result<Run, String> {
     check_interrupted()?;
-    let name = format!(
-        "r{round}-{}-{}-{events}",
-        build.label.replace(' ', "-"),
-        workload.name()
-    );
+    let name = run_name(round, build.label, workload, events);
     let out_file = results.join(format!("callgrind.out.{name}"));
     let valgrind_log = results.join(format!("{name}.valgrind.log"));
     let proxy_log = results.join(format!("{name}.proxy.log"));
@@ -598,7 +671,13 @@ fn run_once(
     };
     let ran = Instant::now();
     let report = run_sysbench(
-        sysbench_command(&sb_script, port, opts.threads, Some(events)),
+        sysbench_command(
+            &sb_script,
+            port,
+            opts.threads,
+            &opts.sysbench_args,
+            Some(events),
+        ),
         &results.join(format!("{name}.sysbench.txt")),
         false,
     )?
@@ -703,6 +782,223 @@ fn per_event(runs: &[Run], build: &str, workload: Workload, unit: u64) -> Vec<f6
     all
 }
 
+/// The round whose per-event figure is the median (the lower one of an even
+/// count).
+fn median_round(runs: &[Run], build: &str, workload: Workload, unit: u64) -> Option<u32> {
+    let mut rounds: Vec<(f64, u32)> = runs
+        .iter()
+        .map(|r| r.round)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .filter_map(|round| Some((figure(runs, round, build, workload, unit)?.per_event, round)))
+        .collect();
+    rounds.sort_by(|a, b| a.0.total_cmp(&b.0));
+    rounds.get(rounds.len().checked_sub(1)? / 2).map(|r| r.1)
+}
+
+/// Own instructions (self cost) of each function in a callgrind output, by
+/// name, from `callgrind_annotate`, and the objects it named for each (a
+/// generic function may be in several, and a function's lines, one per
+/// source file its code came from, name an object only now and then).
+fn functions(path: &Path) -> Result<FunctionCosts, String> {
+    let mut cmd = Command::new("callgrind_annotate");
+    cmd.args([
+        "--inclusive=no",
+        "--threshold=100",
+        "--auto=no",
+        "--show-percs=no",
+    ])
+    .arg(path);
+    let out = cmd
+        .output()
+        .map_err(|e| format!("callgrind_annotate {}: {e}", path.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "callgrind_annotate {} failed ({}): {}",
+            path.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let mut costs = FunctionCosts::default();
+    // "1,234,567  src/x.rs:mysql_proxy_core::session::... [/path/to/mysql-proxy]"
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some((count, rest)) = line.trim_start().split_once(' ') else {
+            continue;
+        };
+        let Ok(ir) = count.replace(',', "").parse::<u64>() else {
+            continue;
+        };
+        let rest = rest.trim();
+        if rest == "PROGRAM TOTALS" {
+            continue;
+        }
+        // The source file (before the first ':') is dropped, the object's
+        // path shortened to its file name.
+        let function = rest.split_once(':').map_or(rest, |(_, f)| f);
+        let name = match function.rsplit_once(" [") {
+            Some((name, object)) => {
+                let object = object.trim_end_matches(']');
+                let object = object.rsplit('/').next().unwrap_or(object);
+                costs
+                    .objects
+                    .entry(name.to_string())
+                    .or_default()
+                    .insert(object.to_string());
+                name
+            }
+            None => function,
+        };
+        *costs.ir.entry(name.to_string()).or_default() += ir as f64;
+    }
+    if costs.ir.is_empty() {
+        return Err(format!(
+            "callgrind_annotate {}: no function counts",
+            path.display()
+        ));
+    }
+    Ok(costs)
+}
+
+/// Instructions by function name, and the objects seen for each.
+#[derive(Default)]
+struct FunctionCosts {
+    ir: BTreeMap<String, f64>,
+    objects: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl FunctionCosts {
+    fn get(&self, function: &str) -> f64 {
+        self.ir.get(function).copied().unwrap_or(0.0)
+    }
+
+    fn total(&self) -> f64 {
+        self.ir.values().sum()
+    }
+}
+
+/// One build's functions per point select: the median round's
+/// (Ir(2N) - Ir(N)) / N of each.
+struct BuildFunctions<'a> {
+    build: &'a Build,
+    round: u32,
+    per_event: FunctionCosts,
+}
+
+fn build_functions<'a>(
+    build: &'a Build,
+    runs: &[Run],
+    unit: u64,
+    results: &Path,
+) -> Result<Option<BuildFunctions<'a>>, String> {
+    let Some(round) = median_round(runs, build.label, Workload::PointSelect, unit) else {
+        return Ok(None);
+    };
+    let file = |events| {
+        let name = run_name(round, build.label, Workload::PointSelect, events);
+        results.join(format!("callgrind.out.{name}"))
+    };
+    let mut per_event = functions(&file(2 * unit))?;
+    for (function, ir) in functions(&file(unit))?.ir {
+        *per_event.ir.entry(function).or_default() -= ir;
+    }
+    for ir in per_event.ir.values_mut() {
+        *ir /= unit as f64;
+    }
+    Ok(Some(BuildFunctions {
+        build,
+        round,
+        per_event,
+    }))
+}
+
+/// For each build, the `opts.top` functions whose own instructions per point
+/// select differ most from the first build's (for the first build, its
+/// costliest), and all functions together.
+fn function_tables(
+    builds: &[Build],
+    runs: &[Run],
+    opts: &Options,
+    results: &Path,
+) -> Result<Vec<(String, Table)>, String> {
+    let mut all = Vec::new();
+    for b in builds {
+        all.extend(build_functions(b, runs, opts.point_selects, results)?);
+    }
+    let first = all.first().filter(|_| all.len() > 1);
+    Ok(all
+        .iter()
+        .map(|this| {
+            let against = first.filter(|f| f.build.label != this.build.label);
+            function_table(this, against, opts.top)
+        })
+        .collect())
+}
+
+fn function_table(
+    this: &BuildFunctions<'_>,
+    against: Option<&BuildFunctions<'_>>,
+    top: usize,
+) -> (String, Table) {
+    let own = &this.per_event;
+    let base = against.map(|a| &a.per_event);
+    let difference = |function: &str| own.get(function) - base.map_or(0.0, |b| b.get(function));
+    let mut names: Vec<&String> = own.ir.keys().collect();
+    if let Some(base) = base {
+        names.extend(base.ir.keys().filter(|f| !own.ir.contains_key(*f)));
+    }
+    names.sort_by(|a, b| difference(b).total_cmp(&difference(a)));
+    let shown = |function: &str| {
+        let mut objects = BTreeSet::new();
+        for costs in std::iter::once(own).chain(base) {
+            objects.extend(costs.objects.get(function).into_iter().flatten());
+        }
+        let objects: Vec<&str> = objects.into_iter().map(String::as_str).collect();
+        let name = if objects.is_empty() {
+            function.to_string()
+        } else {
+            format!("{function} [{}]", objects.join(", "))
+        };
+        // (a `|` would end the Markdown table's cell)
+        name.replace('|', "\\|")
+    };
+    let mut headers = vec!["Function [objects]", "Ir per point select"];
+    if let Some(a) = against {
+        headers.extend([a.build.label, "Difference"]);
+    }
+    let mut t = Table::new(&headers);
+    let mut row = |name: String, own: f64, base: Option<f64>| {
+        let mut cells = vec![name, thousands(own)];
+        if let Some(base) = base {
+            cells.extend([thousands(base), thousands(own - base)]);
+        }
+        t.row(cells);
+    };
+    for function in names.into_iter().take(top) {
+        row(
+            shown(function),
+            own.get(function),
+            base.map(|b| b.get(function)),
+        );
+    }
+    row(
+        "(all functions)".into(),
+        own.total(),
+        base.map(FunctionCosts::total),
+    );
+    let order = match against {
+        Some(a) => format!("the {top} that differ most from {}", a.build.label),
+        None => format!("the {top} costliest"),
+    };
+    (
+        format!(
+            "{}: own instructions per point select by function, {order} (round {})",
+            this.build.shown, this.round
+        ),
+        t,
+    )
+}
+
 fn median(sorted: &[f64]) -> Option<f64> {
     let n = sorted.len();
     match n {
@@ -749,20 +1045,29 @@ fn versus(this: f64, base: f64) -> String {
     format!("{}x ({:+.1} %)", num(r, 3), (r - 1.0) * 100.0)
 }
 
+/// The build the others are compared with: the first, when there are several
+/// (the baseline if given, else the build without script).
+fn reference(builds: &[Build]) -> Option<&Build> {
+    builds.first().filter(|_| builds.len() > 1)
+}
+
 fn summary_table(builds: &[Build], runs: &[Run], opts: &Options) -> Table {
+    let base = reference(builds);
+    let name = base.map(|b| b.label).unwrap_or("baseline");
+    let point_vs = format!("vs {name} (point select)");
+    let connect_vs = format!("vs {name} (connect cycle)");
     let mut t = Table::new(&[
         "Build",
         "Ir per point select",
         "Ir per connect cycle",
-        "vs baseline (point select)",
-        "vs baseline (connect cycle)",
+        &point_vs,
+        &connect_vs,
     ]);
-    let base = builds.iter().find(|b| b.label == "baseline");
     for b in builds {
         let point = per_event(runs, b.label, Workload::PointSelect, opts.point_selects);
         let connect = per_event(runs, b.label, Workload::Connect, opts.connects);
         let rel = |this: &[f64], workload, unit| match (median(this), base) {
-            (Some(this), Some(base)) if b.label != "baseline" => {
+            (Some(this), Some(base)) if b.label != base.label => {
                 median(&per_event(runs, base.label, workload, unit))
                     .map(|base| versus(this, base))
                     .unwrap_or_default()
@@ -770,7 +1075,7 @@ fn summary_table(builds: &[Build], runs: &[Run], opts: &Options) -> Table {
             _ => String::new(),
         };
         t.row(vec![
-            format!("{} ({})", b.label, b.source.display()),
+            b.shown.clone(),
             median_range(&point),
             median_range(&connect),
             rel(&point, Workload::PointSelect, opts.point_selects),

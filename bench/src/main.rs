@@ -14,6 +14,7 @@ mod failover;
 mod haproxy;
 mod idle;
 mod light;
+mod lua;
 mod machine;
 mod oltp;
 mod procfs;
@@ -37,11 +38,17 @@ use crate::report::{num, ratio, Table};
 
 /// Every section, in the order they run.
 const SECTIONS: &[&str] = &[
-    "oltp", "events", "connect", "profile", "big", "idle", "failover",
+    "oltp", "events", "connect", "profile", "lua", "big", "idle", "failover",
 ];
 const WORKLOADS: &[&str] = &["oltp_point_select", "oltp_read_only"];
 const THREADS: &[u32] = &[1, 8, 64];
 const EVENT_THREADS_LOADS: &[u32] = &[8, 64];
+/// Options of the MariaDB servers the sysbench workloads run against.
+const SERVER_ARGS: &[&str] = &[
+    "--innodb-buffer-pool-size=2G",
+    "--innodb-log-file-size=512M",
+    "--max-connections=1000",
+];
 
 /// Run parameters (full run by default; `--quick` for a smoke run).
 #[derive(Clone, Debug)]
@@ -132,7 +139,7 @@ impl Options {
 }
 
 const USAGE: &str =
-    "usage: bench/run [--quick] [--only=oltp,events,connect,profile,big,idle,failover]
+    "usage: bench/run [--quick] [--only=oltp,events,connect,profile,lua,big,idle,failover]
                  [--seconds=N] [--rounds=N] [--idle-connections=N] [--result-mib=N]
                  [--doc | --no-doc] [--baseline=DIR]
   --quick   2 s runs, 1 round, 128 MiB result, 1000 idle connections,
@@ -195,9 +202,9 @@ impl ChurnResult {
         self.sides.iter().find(|s| s.label == label)
     }
 
-    /// Rate of side `label` over the direct rate.
-    fn ratio(&self, label: &str) -> Option<f64> {
-        Some(self.side(label)?.rate() / self.side("direct")?.rate())
+    /// Rate of side `label` over the rate of side `reference`.
+    fn ratio(&self, label: &str, reference: &str) -> Option<f64> {
+        Some(self.side(label)?.rate() / self.side(reference)?.rate())
     }
 }
 
@@ -262,6 +269,7 @@ struct Results {
     big: Option<BigResult>,
     idle: Option<IdleResult>,
     profile: Option<ProfileResult>,
+    lua: Option<lua::LuaResult>,
     failover: Vec<failover::Cycle>,
     errors: Vec<(String, String)>,
 }
@@ -310,13 +318,7 @@ fn main() -> ExitCode {
     ));
 
     let mut results = Results::default();
-    let db = MariaDb::builder()
-        .args([
-            "--innodb-buffer-pool-size=2G",
-            "--innodb-log-file-size=512M",
-            "--max-connections=1000",
-        ])
-        .start();
+    let db = MariaDb::builder().args(SERVER_ARGS.iter().copied()).start();
     machine.mariadb = db
         .root_conn()
         .query_first::<String, _>("SELECT VERSION()")
@@ -329,7 +331,7 @@ fn main() -> ExitCode {
         db.port()
     ));
 
-    let need_sysbench_data = ["oltp", "events", "profile", "baseline"]
+    let need_sysbench_data = ["oltp", "events", "profile", "lua", "baseline"]
         .iter()
         .any(|s| opts.runs(s));
     if need_sysbench_data {
@@ -343,6 +345,7 @@ fn main() -> ExitCode {
             port: db.port(),
             threads: sysbench::TABLES,
             seconds: 1,
+            options: &[],
         };
         if let Err(e) = prep.prepare(&results_dir.join("sysbench-prepare.txt")) {
             eprintln!("mysql-proxy-bench: {e}");
@@ -381,6 +384,13 @@ fn main() -> ExitCode {
     }
     if opts.runs("profile") {
         results.profile = Some(section_profile(&db, &main_proxy, &opts, &results_dir, &log));
+    }
+    if opts.runs("lua") {
+        let lua = lua::section(&db, &opts, &root, &results_dir, &log);
+        for e in &lua.errors {
+            results.errors.push(("lua".into(), e.clone()));
+        }
+        results.lua = Some(lua);
     }
     drop(main_proxy);
     if opts.runs("big") {
@@ -488,6 +498,7 @@ fn warm_up(db: &MariaDb, proxy: &Proxy, dir: &Path, log: &Log) {
             port,
             threads: 8,
             seconds: 2,
+            options: &[],
         };
         if let Err(e) = sb.run(&dir.join(format!("sysbench-warmup-{label}.txt"))) {
             log.say(&format!("warm-up {label}: {e}"));
@@ -521,6 +532,7 @@ fn section_oltp(
                 &endpoints,
                 db.pid(),
                 workload,
+                &[],
                 threads,
                 opts.seconds,
                 opts.rounds,
@@ -597,6 +609,7 @@ fn point_select_loads(
                 endpoints,
                 db.pid(),
                 "oltp_point_select",
+                &[],
                 threads,
                 opts.seconds,
                 opts.rounds,
@@ -693,6 +706,20 @@ fn section_connect(
             proxy_cpu: Some(Cpu::default()),
         });
     }
+    churn_rounds(&endpoints, &mut result, opts, log)?;
+    Ok(result)
+}
+
+/// Connection churn against `endpoints` (port, proxy pid) in turn,
+/// `opts.rounds` times, the order mirrored every second round; each run goes
+/// to the side of `result` at the endpoint's index, the proxy's CPU around
+/// it to the side's total.
+fn churn_rounds(
+    endpoints: &[(u16, Option<u32>)],
+    result: &mut ChurnResult,
+    opts: &Options,
+    log: &Log,
+) -> Result<(), String> {
     for round in 0..opts.rounds {
         let mut order: Vec<usize> = (0..endpoints.len()).collect();
         if round % 2 == 1 {
@@ -730,7 +757,7 @@ fn section_connect(
             thread::sleep(Duration::from_millis(500));
         }
     }
-    Ok(result)
+    Ok(())
 }
 
 fn section_profile(
@@ -759,6 +786,7 @@ fn section_profile(
                         &endpoint,
                         db.pid(),
                         "oltp_point_select",
+                        &[],
                         8,
                         opts.seconds,
                         &dir.join("sysbench-profile-perf.txt"),
@@ -796,6 +824,7 @@ fn section_profile(
                 &endpoint,
                 db.pid(),
                 "oltp_point_select",
+                &[],
                 8,
                 opts.seconds.min(5),
                 &dir.join("sysbench-profile-strace.txt"),
@@ -1090,7 +1119,7 @@ fn summary_table(r: &Results) -> Table {
         &format!("connect+SELECT 1+quit rate proxy/direct{churn_label}"),
         "0.5x",
         ">= 0.80x",
-        r.churn.as_ref().and_then(|c| c.ratio("proxy")),
+        r.churn.as_ref().and_then(|c| c.ratio("proxy", "direct")),
         ratio,
         |v| v >= 0.80,
     );
@@ -1185,6 +1214,7 @@ fn summary_table(r: &Results) -> Table {
         |v| format!("{v:.1} us"),
         always,
     );
+    lua::target_rows(&mut t, r.lua.as_ref());
     t
 }
 
@@ -1328,34 +1358,7 @@ fn detail_tables(r: &Results) -> Vec<(String, Table)> {
         ));
     }
     if let Some(c) = &r.churn {
-        let mut t = Table::new(&[
-            "Endpoint",
-            "Client threads",
-            "Cycles/s",
-            "vs direct",
-            "Proxy CPU/cycle us (user+sys)",
-            "Errors",
-        ]);
-        for side in &c.sides {
-            let cycles = side.cycles().max(1) as f64;
-            t.row(vec![
-                endpoint_name(side.label).to_string(),
-                c.threads.to_string(),
-                num(side.rate(), 0),
-                c.ratio(side.label).map(ratio).unwrap_or_default(),
-                side.proxy_cpu
-                    .map(|cpu| {
-                        format!(
-                            "{:.0} ({:.0}+{:.0})",
-                            cpu.total_us() as f64 / cycles,
-                            cpu.user_us as f64 / cycles,
-                            cpu.sys_us as f64 / cycles
-                        )
-                    })
-                    .unwrap_or_default(),
-                side.errors().to_string(),
-            ]);
-        }
+        let t = churn_table(c, "direct");
         out.push((
             "connect + handshake/auth + SELECT 1 + COM_QUIT, a new connection each time".into(),
             t,
@@ -1443,27 +1446,12 @@ fn detail_tables(r: &Results) -> Vec<(String, Table)> {
     }
     if let Some(p) = &r.profile {
         if let Some(perf) = &p.perf {
-            let mut t = Table::new(&["DSO", "Share of proxy CPU samples"]);
-            for (dso, pct) in perf.by_dso.iter().take(8) {
-                t.row(vec![dso.clone(), format!("{pct:.1}%")]);
-            }
-            out.push((
-                format!(
-                    "perf: proxy CPU by DSO (oltp_point_select 8 thr, {} samples, {:.1} us proxy CPU/query)",
-                    perf.samples,
-                    p.perf_cpu.total_us() as f64 / p.perf_queries.max(1) as f64
-                ),
-                t,
+            out.extend(perf_tables(
+                perf,
+                "oltp_point_select 8 thr",
+                p.perf_cpu.total_us() as f64 / p.perf_queries.max(1) as f64,
+                15,
             ));
-            let mut t = Table::new(&["Self %", "DSO", "Symbol"]);
-            for s in perf.top_self.iter().take(15) {
-                t.row(vec![
-                    format!("{:.1}%", s.percent),
-                    s.dso.clone(),
-                    s.name.clone(),
-                ]);
-            }
-            out.push(("perf: top symbols by self time".into(), t));
             let mut t = Table::new(&["Inclusive %", "Kernel function"]);
             for s in &perf.inclusive {
                 t.row(vec![format!("{:.1}%", s.percent), s.name.clone()]);
@@ -1495,7 +1483,79 @@ fn detail_tables(r: &Results) -> Vec<(String, Table)> {
             out.push(("profile".into(), t));
         }
     }
+    if let Some(l) = &r.lua {
+        out.extend(lua::tables(l));
+    }
     out
+}
+
+/// A perf profile of the proxy during `run`: its CPU by DSO, and the `top`
+/// symbols by self time.
+fn perf_tables(
+    perf: &profile::PerfProfile,
+    run: &str,
+    cpu_per_query: f64,
+    top: usize,
+) -> [(String, Table); 2] {
+    let mut dsos = Table::new(&["DSO", "Share of proxy CPU samples"]);
+    for (dso, pct) in perf.by_dso.iter().take(8) {
+        dsos.row(vec![dso.clone(), format!("{pct:.1}%")]);
+    }
+    let mut symbols = Table::new(&["Self %", "DSO", "Symbol"]);
+    for s in perf.top_self.iter().take(top) {
+        symbols.row(vec![
+            format!("{:.1}%", s.percent),
+            s.dso.clone(),
+            s.name.clone(),
+        ]);
+    }
+    [
+        (
+            format!(
+                "perf: proxy CPU by DSO ({run}, {} samples, {cpu_per_query:.1} us proxy CPU/query)",
+                perf.samples
+            ),
+            dsos,
+        ),
+        (format!("perf: top symbols by self time ({run})"), symbols),
+    ]
+}
+
+/// Connection churn: each side's rate, its ratio to side `reference`, and
+/// the proxy's CPU per cycle.
+fn churn_table(c: &ChurnResult, reference: &str) -> Table {
+    let versus = format!("vs {reference}");
+    let mut t = Table::new(&[
+        "Endpoint",
+        "Client threads",
+        "Cycles/s",
+        &versus,
+        "Proxy CPU/cycle us (user+sys)",
+        "Errors",
+    ]);
+    for side in &c.sides {
+        let cycles = side.cycles().max(1) as f64;
+        t.row(vec![
+            endpoint_name(side.label).to_string(),
+            c.threads.to_string(),
+            num(side.rate(), 0),
+            c.ratio(side.label, reference)
+                .map(ratio)
+                .unwrap_or_default(),
+            side.proxy_cpu
+                .map(|cpu| {
+                    format!(
+                        "{:.0} ({:.0}+{:.0})",
+                        cpu.total_us() as f64 / cycles,
+                        cpu.user_us as f64 / cycles,
+                        cpu.sys_us as f64 / cycles
+                    )
+                })
+                .unwrap_or_default(),
+            side.errors().to_string(),
+        ]);
+    }
+    t
 }
 
 fn generated_markdown(

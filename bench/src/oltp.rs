@@ -43,6 +43,10 @@ impl Side {
         self.mean(|r| r.report.tps)
     }
 
+    pub fn qps(&self) -> f64 {
+        self.mean(|r| r.report.qps)
+    }
+
     pub fn queries(&self) -> u64 {
         self.runs.iter().map(|r| r.report.queries).sum()
     }
@@ -133,11 +137,13 @@ impl Comparison {
     }
 }
 
-/// One sysbench run against `endpoint`, with the CPU counters around it.
+/// One sysbench run against `endpoint`, with the CPU counters around it;
+/// `options` are sysbench options beyond the suite's.
 pub fn run_once(
     endpoint: &Endpoint,
     server_pid: u32,
     workload: &str,
+    options: &[&str],
     threads: u32,
     seconds: u32,
     log: &Path,
@@ -147,6 +153,7 @@ pub fn run_once(
         port: endpoint.port,
         threads,
         seconds,
+        options,
     };
     let proxy_before = endpoint.proxy_pid.map(procfs::snapshot);
     let server_before = procfs::snapshot(server_pid);
@@ -163,13 +170,15 @@ pub fn run_once(
     })
 }
 
-/// Runs `workload` at `threads` against every endpoint, `rounds` times, in the
-/// order A B .. B A (mirrored every second round).
+/// Runs `workload` (with sysbench `options` beyond the suite's) at `threads`
+/// against every endpoint, `rounds` times, in the order A B .. B A (mirrored
+/// every second round).
 #[allow(clippy::too_many_arguments)]
 pub fn compare(
     endpoints: &[Endpoint],
     server_pid: u32,
     workload: &str,
+    options: &[&str],
     threads: u32,
     seconds: u32,
     rounds: u32,
@@ -189,10 +198,13 @@ pub fn compare(
         for i in order {
             let endpoint = &endpoints[i];
             let log = logs.join(format!(
-                "sysbench-{workload}-t{threads}-{}-r{round}.txt",
+                "sysbench-{workload}{}-t{threads}-{}-r{round}.txt",
+                options.concat(),
                 endpoint.label
             ));
-            let run = run_once(endpoint, server_pid, workload, threads, seconds, &log)?;
+            let run = run_once(
+                endpoint, server_pid, workload, options, threads, seconds, &log,
+            )?;
             progress(&format!(
                 "{workload} threads={threads} {:<10} round {}: {:>9.0} tps {:>9.0} qps p99 {:>8.0} us{}",
                 endpoint.label,

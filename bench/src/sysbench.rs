@@ -88,6 +88,8 @@ pub struct Sysbench<'a> {
     pub port: u16,
     pub threads: u32,
     pub seconds: u32,
+    /// Options beyond the suite's, e.g. `--db-ps-mode=disable`.
+    pub options: &'a [&'a str],
 }
 
 impl Sysbench<'_> {
@@ -108,6 +110,7 @@ impl Sysbench<'_> {
             .arg("--report-interval=0")
             .arg("--histogram=on")
             .arg("--percentile=99")
+            .args(self.options)
             .arg(phase);
         cmd
     }
