@@ -7,11 +7,11 @@
 //! than a userdata made for each hook call, keeps a hook call from
 //! allocating (and the garbage collector from running) for it.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::ptr::NonNull;
 use std::sync::Arc;
 
-use mlua::{Lua, UserData, UserDataMethods, Value};
+use mlua::{Function, Lua, Table, UserData, UserDataMethods, Value};
 use mysql_proxy_plugin_abi::abi_stable::std_types::{RNone, RSome};
 use mysql_proxy_plugin_abi::Session;
 
@@ -55,6 +55,18 @@ pub(crate) trait SessionOps {
 #[derive(Default)]
 pub(crate) struct SlotCell {
     pub(crate) current: Cell<Option<NonNull<dyn SessionOps>>>,
+    /// The `client` and `server` socket objects made during the hook
+    /// being run: a script reading `proxy.connection.server` several
+    /// times in a hook gets one object (making one is most of what a
+    /// read costs). Cleared when the hook ends or writes to the session.
+    sockets: RefCell<[Option<Table>; 2]>,
+}
+
+impl SlotCell {
+    /// Forgets the socket objects: the hook ended or changed the session.
+    pub(crate) fn forget_sockets(&self) {
+        *self.sockets.borrow_mut() = [None, None];
+    }
 }
 
 // SAFETY: the pointer is set, cleared and followed only under the
@@ -75,6 +87,16 @@ impl UserData for SessionSlot {
         // Both answer `(ok, value or message)`: the Lua side raises the
         // message at the script's line (runtime.rs, the prelude).
         methods.add_method("get", |lua, this, key: mlua::LuaString| {
+            let socket = match key.as_bytes().as_ref() {
+                b"client" => Some(0),
+                b"server" => Some(1),
+                _ => None,
+            };
+            let cached =
+                socket.and_then(|side| this.0.sockets.borrow().get(side).cloned().flatten());
+            if let Some(object) = cached {
+                return reply(lua, Ok(Value::Table(object)));
+            }
             let got = this
                 .0
                 .current
@@ -85,11 +107,17 @@ impl UserData for SessionSlot {
                     // is alive while the pointer is set.
                     unsafe { session.as_ref() }.get(lua, &key.to_str()?)
                 });
+            if let (Some(side), Ok(Value::Table(object))) = (socket, &got) {
+                if let Some(slot) = this.0.sockets.borrow_mut().get_mut(side) {
+                    *slot = Some(object.clone());
+                }
+            }
             reply(lua, got.map_err(|error| message(&error)))
         });
         methods.add_method(
             "set",
             |lua, this, (key, value): (mlua::LuaString, Value)| {
+                this.0.forget_sockets();
                 let set =
                     this.0
                         .current
@@ -234,30 +262,52 @@ impl SessionAccess<'_, '_> {
             )?;
         }
         // The object is an empty table reading through to the fields, so
-        // that every assignment reaches `__newindex` and is refused.
-        let fields = socket;
-        let socket = lua.create_table()?;
-        let read_only = lua.create_table()?;
-        let index = lua.create_function(move |lua, (_, key): (Value, mlua::LuaString)| {
-            if key.as_bytes().as_ref() == b"address" {
-                let deprecated = ".address is deprecated. Use .src.name or .dst.name instead";
-                return reply(lua, Err(deprecated.to_string()));
-            }
-            reply(lua, Ok(fields.raw_get::<Value>(key)?))
-        })?;
-        read_only.set("__index", raising(lua, index)?)?;
-        let new_index =
-            lua.create_function(|lua, (_, key, _): (Value, mlua::LuaString, Value)| {
-                let refused = format!(
-                    "proxy.connection socket field {} is not writable",
-                    key.to_string_lossy()
-                );
-                reply(lua, Err(refused))
-            })?;
-        read_only.set("__newindex", raising(lua, new_index)?)?;
-        socket.set_metatable(Some(read_only))?;
-        Ok(Value::Table(socket))
+        // that every assignment reaches `__newindex` and is refused. The
+        // metamethods are made once per state: a socket object is made
+        // at each hook that reads one.
+        let (fields_metatable, refuse_write) = socket_metamethods(lua)?;
+        socket.set_metatable(Some(fields_metatable))?;
+        let object = lua.create_table()?;
+        let metatable = lua.create_table()?;
+        metatable.raw_set("__index", socket)?;
+        metatable.raw_set("__newindex", refuse_write)?;
+        object.set_metatable(Some(metatable))?;
+        Ok(Value::Table(object))
     }
+}
+
+/// Where [`socket_metamethods`] keeps its two values in a Lua state.
+const SOCKET_METAMETHODS_KEY: &str = "mysql-proxy-lua.connection.socket";
+
+/// The metatable of a socket object's fields (reading `.address`, removed
+/// in 0.8, raises 0.8's error; another missing key reads nil) and the
+/// `__newindex` refusing every write, made once per Lua state.
+fn socket_metamethods(lua: &Lua) -> mlua::Result<(Table, Function)> {
+    if let Value::Table(made) = lua.named_registry_value::<Value>(SOCKET_METAMETHODS_KEY)? {
+        return Ok((made.raw_get(1)?, made.raw_get(2)?));
+    }
+    let missing = lua.create_function(|lua, (_, key): (Value, mlua::LuaString)| {
+        if key.as_bytes().as_ref() == b"address" {
+            let deprecated = ".address is deprecated. Use .src.name or .dst.name instead";
+            return reply(lua, Err(deprecated.to_string()));
+        }
+        reply(lua, Ok(Value::Nil))
+    })?;
+    let fields_metatable = lua.create_table()?;
+    fields_metatable.raw_set("__index", raising(lua, missing)?)?;
+    let refuse = lua.create_function(|lua, (_, key, _): (Value, mlua::LuaString, Value)| {
+        let refused = format!(
+            "proxy.connection socket field {} is not writable",
+            key.to_string_lossy()
+        );
+        reply(lua, Err(refused))
+    })?;
+    let refuse_write = raising(lua, refuse)?;
+    let made = lua.create_table()?;
+    made.raw_set(1, &fields_metatable)?;
+    made.raw_set(2, &refuse_write)?;
+    lua.set_named_registry_value(SOCKET_METAMETHODS_KEY, made)?;
+    Ok((fields_metatable, refuse_write))
 }
 
 /// An address object: `name` as given (`ip:port`, `[ip6]:port` or a

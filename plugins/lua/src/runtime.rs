@@ -434,6 +434,7 @@ struct SlotGuard<'a> {
 impl Drop for SlotGuard<'_> {
     fn drop(&mut self) {
         self.slot.current.set(None);
+        self.slot.forget_sockets();
     }
 }
 
