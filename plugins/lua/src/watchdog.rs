@@ -7,7 +7,7 @@
 //! (the error keeps coming back at each check, so a `pcall` around the
 //! loop does not save it unless it catches every time).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -28,11 +28,20 @@ pub struct Watchdog {
     /// The limit in milliseconds; 0 for none.
     limit_ms: AtomicU64,
     /// The deadline of the armed call, in nanoseconds after `started`;
-    /// 0 when nothing is armed.
+    /// [`DISARMED`], or [`PENDING`] until the first check of the call
+    /// reads the clock (arming reads none: it happens at every hook call,
+    /// and most hook calls end before the first check).
     deadline: AtomicU64,
-    /// Where the code was when it was stopped (`file:line`).
+    /// Whether the watchdog stopped the armed call, and where the code
+    /// was then (`file:line`).
+    stopped: AtomicBool,
     stopped_at: Mutex<Option<String>>,
 }
+
+/// [`Watchdog::deadline`] when no call is armed.
+const DISARMED: u64 = 0;
+/// [`Watchdog::deadline`] of a call armed and not yet checked.
+const PENDING: u64 = 1;
 
 impl Watchdog {
     /// Installs the watchdog on `lua` (on every thread, coroutines
@@ -41,7 +50,8 @@ impl Watchdog {
         let watchdog = Arc::new(Watchdog {
             started: Instant::now(),
             limit_ms: AtomicU64::new(DEFAULT_LIMIT.as_millis() as u64),
-            deadline: AtomicU64::new(0),
+            deadline: AtomicU64::new(DISARMED),
+            stopped: AtomicBool::new(false),
             stopped_at: Mutex::new(None),
         });
         let watching = Arc::clone(&watchdog);
@@ -65,6 +75,7 @@ impl Watchdog {
                     .stopped_at
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner) = Some(place);
+                watching.stopped.store(true, Ordering::Relaxed);
                 Err(mlua::Error::runtime(message))
             },
         )?;
@@ -83,27 +94,35 @@ impl Watchdog {
         format!("{} s", millis as f64 / 1000.0)
     }
 
-    /// Arms the watchdog for a call, until the guard is dropped.
+    /// Arms the watchdog for a call, until the guard is dropped. The
+    /// call's time is counted from its first check, at most
+    /// [`CHECK_EVERY`] instructions after it began.
     pub fn arm(&self) -> Armed<'_> {
-        let limit = self.limit_ms.load(Ordering::Relaxed);
-        let deadline = if limit == 0 {
-            0
+        let armed = if self.limit_ms.load(Ordering::Relaxed) == 0 {
+            DISARMED
         } else {
-            let now = self.started.elapsed().as_nanos();
-            let deadline = now.saturating_add(u128::from(limit) * 1_000_000);
-            u64::try_from(deadline).unwrap_or(u64::MAX).max(1)
+            PENDING
         };
-        self.deadline.store(deadline, Ordering::Relaxed);
-        *self
-            .stopped_at
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = None;
+        self.deadline.store(armed, Ordering::Relaxed);
+        self.stopped.store(false, Ordering::Relaxed);
         Armed { watchdog: self }
     }
 
+    /// Whether the armed call has run past its deadline (setting the
+    /// deadline at the call's first check).
     fn expired(&self) -> bool {
-        let deadline = self.deadline.load(Ordering::Relaxed);
-        deadline != 0 && self.started.elapsed().as_nanos() > u128::from(deadline)
+        let now = || self.started.elapsed().as_nanos();
+        match self.deadline.load(Ordering::Relaxed) {
+            DISARMED => false,
+            PENDING => {
+                let limit = u128::from(self.limit_ms.load(Ordering::Relaxed)) * 1_000_000;
+                let deadline = u64::try_from(now().saturating_add(limit)).unwrap_or(u64::MAX);
+                self.deadline
+                    .store(deadline.max(PENDING + 1), Ordering::Relaxed);
+                false
+            }
+            deadline => now() > u128::from(deadline),
+        }
     }
 }
 
@@ -115,6 +134,9 @@ pub struct Armed<'a> {
 impl Armed<'_> {
     /// Where the call was stopped, if the watchdog stopped it.
     pub fn stopped_at(&self) -> Option<String> {
+        if !self.watchdog.stopped.load(Ordering::Relaxed) {
+            return None;
+        }
         self.watchdog
             .stopped_at
             .lock()
@@ -125,7 +147,7 @@ impl Armed<'_> {
 
 impl Drop for Armed<'_> {
     fn drop(&mut self) {
-        self.watchdog.deadline.store(0, Ordering::Relaxed);
+        self.watchdog.deadline.store(DISARMED, Ordering::Relaxed);
     }
 }
 
