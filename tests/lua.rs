@@ -303,10 +303,10 @@ local answer = require("answer")
 proxy.global.config.mine = proxy.global.config.mine or { limit = 5 }
 
 function read_query(packet)
-    if config.handle(commands.parse(packet)) == proxy.PROXY_SEND_RESULT then
+    local command = commands.parse(packet)
+    if config.handle(command) == proxy.PROXY_SEND_RESULT then
         return proxy.PROXY_SEND_RESULT
     end
-    local command = commands.parse(packet)
     if command.type ~= proxy.COM_QUERY or command.query:sub(1, 10) ~= "NORMALIZE " then
         return
     end

@@ -135,8 +135,7 @@ impl Hooks for TestHooks {
                     StatusFlags::AUTOCOMMIT,
                     b"mysql_native_password",
                 );
-                let packet = RVec::from(greeting.to_bytes().to_vec());
-                ConnectDecision::Reply(Response::Raw(RVec::from(vec![packet])))
+                ConnectDecision::greeting(&greeting.to_bytes())
             }
             "connect-reply-error" => {
                 ConnectDecision::Reply(Response::Error(SqlError::new(1040, "08004", "too many")))

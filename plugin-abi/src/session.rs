@@ -352,6 +352,17 @@ pub enum ConnectDecision {
     Fresh(u32),
 }
 
+impl ConnectDecision {
+    /// Greets the client with `handshake` (a protocol-10 handshake
+    /// payload the plugin built) and goes on without a server: the plugin
+    /// plays the server (the admin port, a mock server).
+    pub fn greeting(handshake: &[u8]) -> Self {
+        ConnectDecision::Reply(Response::Raw(RVec::from(vec![RVec::from(
+            handshake.to_vec(),
+        )])))
+    }
+}
+
 /// Decision of `read_handshake`.
 #[repr(u8)]
 #[derive(StableAbi, Debug, Clone, PartialEq)]

@@ -117,10 +117,7 @@ impl Hooks for AdminSession {
     fn connect_server(&mut self, session: &mut Session<'_>) -> Result<ConnectDecision, SqlError> {
         let connection_id = u32::try_from(session.connection_id()).unwrap_or(u32::MAX);
         let greeting = HandshakeV10::local(SERVER_VERSION, connection_id, &self.scramble);
-        let packet = RVec::from(greeting.to_bytes().to_vec());
-        Ok(ConnectDecision::Reply(Response::Raw(RVec::from(vec![
-            packet,
-        ]))))
+        Ok(ConnectDecision::greeting(&greeting.to_bytes()))
     }
 
     fn read_auth(

@@ -93,10 +93,7 @@ impl Hooks for DebugSession {
         let connection_id = u32::try_from(session.connection_id()).unwrap_or(u32::MAX);
         let scramble = printable_scramble(rand::random());
         let greeting = HandshakeV10::local(SERVER_VERSION, connection_id, &scramble);
-        let packet = RVec::from(greeting.to_bytes().to_vec());
-        Ok(ConnectDecision::Reply(Response::Raw(RVec::from(vec![
-            packet,
-        ]))))
+        Ok(ConnectDecision::greeting(&greeting.to_bytes()))
     }
 
     /// Any user, any password.
